@@ -1,0 +1,65 @@
+"""smithers: durable, human-in-the-loop workflow runs."""
+
+from .commands import approve, cancel, deny, fork, pause, resume, rewind, signal
+from .context import ApprovalDecision, Ctx
+from .definition import OutputRef, Outputs, SmithersWorkflow, create_smithers
+from .errors import SmithersError
+from .events import Event, EventBus
+from .loader import load_workflow
+from .nodes import (
+    Approval,
+    Branch,
+    Loop,
+    Parallel,
+    Sequence,
+    Signal,
+    Task,
+    Timer,
+    WaitForEvent,
+    Workflow,
+)
+from .run import run_workflow
+from .runtime import RunResult, Runtime
+from .store.base import Store, open_store
+from .subscriptions import subscribe
+from .tasks import TaskContext
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Approval",
+    "ApprovalDecision",
+    "Branch",
+    "Ctx",
+    "Event",
+    "EventBus",
+    "Loop",
+    "OutputRef",
+    "Outputs",
+    "Parallel",
+    "RunResult",
+    "Runtime",
+    "Sequence",
+    "Signal",
+    "SmithersError",
+    "SmithersWorkflow",
+    "Store",
+    "Task",
+    "TaskContext",
+    "Timer",
+    "WaitForEvent",
+    "Workflow",
+    "approve",
+    "cancel",
+    "create_smithers",
+    "deny",
+    "fork",
+    "load_workflow",
+    "open_store",
+    "pause",
+    "resume",
+    "rewind",
+    "run_workflow",
+    "signal",
+    "subscribe",
+]

@@ -1,0 +1,269 @@
+"""The `smithers` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .errors import SmithersError
+from .events import Event
+
+EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line on stderr, exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smithers", description="Durable workflow runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run a workflow file in the foreground")
+    up.add_argument("workflow", help="path to the workflow's .py file")
+    given = up.add_mutually_exclusive_group()
+    given.add_argument("--input", help="the run input as JSON")
+    given.add_argument("--input-file", help="a file holding the run input as JSON")
+    up.add_argument(
+        "--db", help="database URL or SQLite path (default: the workflow's db, else smithers.db)"
+    )
+    up.add_argument("--run-id", help="the run id (default: generated)")
+    up.add_argument("--resume", action="store_true", help="resume the run given by --run-id")
+    up.add_argument("--root", default=".", help="root directory for tools (default: .)")
+    up.add_argument("--allow-network", action="store_true", help="let bash reach the network")
+    runs = sub.add_parser("runs", help="act on runs in a database")
+    actions = runs.add_subparsers(dest="action", required=True)
+    for name in ("approve", "deny"):
+        act = actions.add_parser(name, help=f"{name} a node that waits for approval")
+        act.add_argument("run_id")
+        act.add_argument("node_id")
+        act.add_argument("--iteration", type=int, default=0)
+        act.add_argument("--note")
+        act.add_argument("--by", dest="decided_by")
+        act.add_argument("--decision", help="the decision as JSON (select / rank modes)")
+    sig = actions.add_parser("signal", help="deliver a named signal")
+    sig.add_argument("run_id")
+    sig.add_argument("name")
+    sig.add_argument("--data", default="{}", help="the signal's data as JSON")
+    sig.add_argument("--correlation-id")
+    can = actions.add_parser("cancel", help="cancel a run")
+    can.add_argument("run_id")
+    for act in (*actions.choices.values(),):
+        act.add_argument("--db", required=True, help="database URL or SQLite path")
+    return parser
+
+
+def _json_arg(flag: str, text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{flag} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from . import commands
+    from .store.base import open_store
+
+    store = open_store(args.db)
+    if args.action in ("approve", "deny"):
+        decision = commands.decide(
+            store,
+            args.run_id,
+            args.node_id,
+            approved=args.action == "approve",
+            iteration=args.iteration,
+            note=args.note,
+            decided_by=args.decided_by,
+            decision=_json_arg("--decision", args.decision),
+        )
+        print(json.dumps(decision.to_json()))
+    elif args.action == "signal":
+        sent = commands.send_signal(
+            store,
+            args.run_id,
+            args.name,
+            _json_arg("--data", args.data),
+            correlation_id=args.correlation_id,
+            received_by="cli",
+        )
+        print(json.dumps(sent))
+    elif args.action == "cancel":
+        status = commands.cancel_run(store, args.run_id)
+        if status == "already-terminal":
+            raise SmithersError("RUN_NOT_ACTIVE", f"run {args.run_id} has already ended")
+        print(json.dumps({"runId": args.run_id, "status": status}))
+    return 0
+
+
+def _read_input(args: argparse.Namespace) -> Any:
+    text = args.input
+    if args.input_file:
+        try:
+            text = Path(args.input_file).read_text()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read --input-file {args.input_file}: {exc.strerror}"
+            ) from None
+    if text is None:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--input is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _describe(event: Event) -> str | None:
+    p = event.payload
+    node = p.get("nodeId")
+    it = p.get("iteration")
+    where = f"{node}" + (f"[{it}]" if it else "")
+    match event.type:
+        case "RunStarted":
+            return "run resumed" if p.get("resumed") else "run started"
+        case "NodeStarted":
+            attempt = p.get("attempt", 1)
+            return f"{where}: started" + (f" (attempt {attempt})" if attempt > 1 else "")
+        case "NodeFinished":
+            return f"{where}: finished"
+        case "NodeFailed":
+            err = p.get("error") or {}
+            return f"{where}: failed: {err.get('message', err)}"
+        case "NodeRetrying":
+            return f"{where}: retrying (attempt {p.get('attempt')})"
+        case "NodeSkipped":
+            return f"{where}: skipped"
+        case "NodeCancelled":
+            return f"{where}: cancelled"
+        case "NodeOutput":
+            return f"{where} | {p.get('text', '')}"
+        case "ApprovalGranted":
+            return f"{where}: approved" + (f" by {p['decidedBy']}" if p.get("decidedBy") else "")
+        case "ApprovalDenied":
+            return f"{where}: denied" + (f" by {p['decidedBy']}" if p.get("decidedBy") else "")
+        case "ApprovalAutoApproved":
+            return f"{where}: approved automatically"
+        case "SignalReceived":
+            return f"signal {p.get('signalName')} received"
+        case "NodeWaitingTimer":
+            return f"{where}: waiting until {p.get('firesAtMs')}"
+        case "RunFinished":
+            return "run finished"
+        case "RunFailed":
+            err = p.get("error") or {}
+            return f"run failed: {err.get('message', err)}"
+        case "RunCancelled":
+            return "run cancelled"
+    return None
+
+
+async def _up(args: argparse.Namespace) -> int:
+    from .loader import load_workflow
+    from .runtime import Runtime
+    from .store.base import open_store
+    from .subscriptions import subscribe
+
+    if args.resume and not args.run_id:
+        raise UsageError("--resume needs --run-id")
+    run_input = _read_input(args)
+    workflow = load_workflow(args.workflow)
+    db = args.db or workflow.db or "smithers.db"
+    store = await anyio.to_thread.run_sync(open_store, db)
+    db_arg = db if "://" in db else f"sqlite:///{db}"
+    run_id: str | None = args.run_id
+
+    def resolve(run: Any) -> Any:
+        return workflow if run.run_id == run_id else None
+
+    out = sys.stdout
+    async with Runtime(
+        store,
+        resolve=resolve,
+        root_dir=os.path.abspath(args.root),
+        allow_network=args.allow_network,
+    ) as runtime:
+        if args.resume:
+            assert run_id is not None
+            await runtime.resume(run_id, workflow)
+        else:
+            run_id = await runtime.start(workflow, input=run_input, run_id=run_id)
+        print(f"run {run_id} ({workflow.name}) in {db_arg}", file=out, flush=True)
+        async for event in subscribe(
+            store,
+            run_id,
+            -1 if not args.resume else _last_seq(store, run_id),
+            is_local=lambda: runtime.is_live(run_id or ""),
+        ):
+            line = _describe(event)
+            if line:
+                print(line, file=out, flush=True)
+            if event.type == "ApprovalRequested":
+                node = event.payload.get("nodeId")
+                title = (event.payload.get("request") or {}).get("title") or ""
+                print(
+                    f"{node}: waiting for approval{': ' + title if title else ''}\n"
+                    f"  approve: smithers runs approve {run_id} {node} --db {db_arg}\n"
+                    f"  deny:    smithers runs deny {run_id} {node} --db {db_arg}",
+                    file=out,
+                    flush=True,
+                )
+            elif event.type == "NodeWaitingEvent":
+                name = event.payload.get("signalName")
+                print(
+                    f"{event.payload.get('nodeId')}: waiting for signal {name}\n"
+                    f"  send: smithers runs signal {run_id} {name} --data '{{}}' --db {db_arg}",
+                    file=out,
+                    flush=True,
+                )
+        result = runtime.result(run_id)
+    if result.status == "finished":
+        print(json.dumps(result.outputs, indent=2, default=str), file=out, flush=True)
+        return EXIT_FINISHED
+    return EXIT_FAILED
+
+
+def _last_seq(store: Any, run_id: str) -> int:
+    from .queries import get_run
+
+    run = get_run(store, run_id)
+    if run is None:
+        raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found")
+    return run.last_seq
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("SMITHERS_LOG_LEVEL", "WARNING"),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and EXIT_USAGE
+    try:
+        if args.command == "up":
+            return anyio.run(_up, args)
+        if args.command == "runs":
+            return _runs(args)
+    except UsageError as exc:
+        print(f"smithers: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SmithersError as exc:
+        print(f"smithers: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if exc.code in ("WORKFLOW_LOAD_FAILED", "INVALID_REQUEST") else 1
+    except KeyboardInterrupt:
+        print("smithers: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

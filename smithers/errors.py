@@ -1,0 +1,63 @@
+"""SmithersError and the one table that maps its codes to HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUS_BY_CODE: dict[str, int] = {
+    "INVALID_REQUEST": 400,
+    "INVALID_JSON": 400,
+    "PAYLOAD_TOO_LARGE": 413,
+    "REQUEST_TIMEOUT": 408,
+    "RUN_ID_REQUIRED": 400,
+    "RUN_NOT_FOUND": 404,
+    "RUN_ALREADY_EXISTS": 409,
+    "RUN_IN_PROGRESS": 409,
+    "RUN_NOT_ACTIVE": 409,
+    "NODE_NOT_WAITING": 409,
+    "ALREADY_DECIDED": 409,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "WORKFLOW_PATH_OUTSIDE_ROOT": 400,
+    "WORKFLOW_LOAD_FAILED": 400,
+    "WORKFLOW_INVALID": 400,
+    "DB_NOT_CONFIGURED": 400,
+    "OUTPUT_NOT_FOUND": 404,
+    "TOOL_PATH_ESCAPE": 400,
+    "TOOL_COMMAND_FAILED": 500,
+    "TOOL_TIMEOUT": 500,
+    "TOOL_NETWORK_ISOLATION_UNAVAILABLE": 500,
+    "SERVER_ERROR": 500,
+}
+
+
+class SmithersError(Exception):
+    """An error with a stable code, a human message and optional details."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_CODE.get(self.code, 500)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+    def __repr__(self) -> str:
+        return f"SmithersError({self.code!r}, {self.message!r})"
+
+
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """The JSON stored for a failure (run error, node error)."""
+    if isinstance(exc, SmithersError):
+        return exc.to_json()
+    return {"code": "TASK_FAILED", "message": f"{type(exc).__name__}: {exc}"}

@@ -1,0 +1,172 @@
+"""Events of the run log and the in-process bus that pushes them to subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL_EVENT_TYPES = frozenset({"RunFinished", "RunFailed", "RunCancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One row of `_smithers_events`: `payload` is the full wire object."""
+
+    run_id: str
+    seq: int
+    timestamp_ms: int
+    type: str
+    payload: dict[str, Any]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type in TERMINAL_EVENT_TYPES
+
+    def to_json(self) -> dict[str, Any]:
+        return self.payload
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def make_payload(
+    run_id: str, type_: str, timestamp_ms: int, fields: dict[str, Any]
+) -> dict[str, Any]:
+    return {"type": type_, "runId": run_id, "timestampMs": timestamp_ms, **fields}
+
+
+class _LoopTarget:
+    """Calls a function on the event loop that registered it, from whatever thread publishes."""
+
+    __slots__ = ("fn", "loop", "thread_id")
+
+    def __init__(self, fn: Callable[[Any], None]) -> None:
+        self.fn = fn
+        self.loop = asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
+
+    def __call__(self, item: Any) -> None:
+        if threading.get_ident() == self.thread_id:
+            self.fn(item)
+        elif not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed since the check
+                self.loop.call_soon_threadsafe(self.fn, item)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A bounded buffer of live events for one run. Overflow marks it `behind`.
+
+    A subscriber that falls behind drops its buffer and reads the rest from the table, so
+    the publisher never waits for it and no event is lost.
+    """
+
+    run_id: str
+    max_buffer: int = 1024
+    buffer: deque[Event] = field(default_factory=deque)
+    behind: bool = False
+    _waiter: asyncio.Future[None] | None = None
+
+    def deliver(self, event: Event) -> None:
+        if len(self.buffer) >= self.max_buffer:
+            self.buffer.clear()
+            self.behind = True
+        else:
+            self.buffer.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Wait until something is buffered (or `behind`), at most `timeout` seconds."""
+        if self.buffer or self.behind:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiter = None
+
+
+class EventBus:
+    """Pushes committed events to in-process subscribers, keyed by run id.
+
+    `publish` may be called from any thread (the store commits in worker threads); each
+    subscriber receives events on its own event loop.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: dict[str, dict[Subscription, _LoopTarget]] = {}
+        self._listeners: dict[object, _LoopTarget] = {}
+        self._touch_listeners: dict[object, _LoopTarget] = {}
+
+    def publish(self, events: list[Event]) -> None:
+        if not events:
+            return
+        with self._lock:
+            targets = [
+                (target, event)
+                for event in events
+                for target in (
+                    *self._subs.get(event.run_id, {}).values(),
+                    *self._listeners.values(),
+                )
+            ]
+        for target, event in targets:
+            target(event)
+
+    def subscribe(self, run_id: str, max_buffer: int = 1024) -> Subscription:
+        sub = Subscription(run_id, max_buffer)
+        target = _LoopTarget(sub.deliver)
+        with self._lock:
+            self._subs.setdefault(run_id, {})[sub] = target
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.run_id)
+            if subs is not None:
+                subs.pop(sub, None)
+                if not subs:
+                    del self._subs[sub.run_id]
+
+    def subscriber_count(self, run_id: str | None = None) -> int:
+        with self._lock:
+            if run_id is not None:
+                return len(self._subs.get(run_id, ()))
+            return sum(len(s) for s in self._subs.values())
+
+    def add_listener(self, fn: Callable[[Event], None]) -> object:
+        """Call `fn(event)` on the caller's loop for every event of every run."""
+        token = object()
+        with self._lock:
+            self._listeners[token] = _LoopTarget(fn)
+        return token
+
+    def add_touch_listener(self, fn: Callable[[str], None]) -> object:
+        """Call `fn(run_id)` on the caller's loop after a command on that run commits."""
+        token = object()
+        with self._lock:
+            self._touch_listeners[token] = _LoopTarget(fn)
+        return token
+
+    def notify_touched(self, run_ids: list[str]) -> None:
+        with self._lock:
+            targets = list(self._touch_listeners.values())
+        for target in targets:
+            for run_id in run_ids:
+                target(run_id)
+
+    def remove_listener(self, token: object) -> None:
+        with self._lock:
+            self._listeners.pop(token, None)
+            self._touch_listeners.pop(token, None)

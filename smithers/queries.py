@@ -1,0 +1,209 @@
+"""Read-side queries the apps serve: run views, run state, outputs, frames, approvals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from .clock import now_ms
+from .ownership import owner_is_dead
+from .store import log as log_q
+from .store import nodes as nodes_q
+from .store import outputs as outputs_q
+from .store import runs as runs_q
+from .store.base import Store
+from .store.records import RunRecord
+from .store.schema import nodes
+
+_STATE_BY_STATUS = {"finished": "succeeded"}
+
+
+def run_state(store: Store, run: RunRecord, now: int | None = None) -> dict[str, Any]:
+    """`runState`: what a run is doing now, including `stale` and `orphaned` owners."""
+    now = now_ms() if now is None else now
+    state: dict[str, Any] = {
+        "state": _STATE_BY_STATUS.get(run.status, run.status),
+        "computedAt": now,
+    }
+    if run.status == "running":
+        if run.runtime_owner_id is not None and owner_is_dead(run.runtime_owner_id):
+            state["state"] = "orphaned"
+            state["unhealthy"] = {"kind": "owner-gone", "ownerId": run.runtime_owner_id}
+        elif run.heartbeat_at_ms is not None and now - run.heartbeat_at_ms > runs_q.STALE_AFTER_MS:
+            state["state"] = "stale"
+            state["unhealthy"] = {
+                "kind": "stale-heartbeat",
+                "lastHeartbeatAtMs": run.heartbeat_at_ms,
+                "staleDurationMs": now - run.heartbeat_at_ms,
+            }
+    elif run.status.startswith("waiting-"):
+        blocked = _blocked(store, run)
+        if blocked is not None:
+            state["blocked"] = blocked
+    return state
+
+
+def _blocked(store: Store, run: RunRecord) -> dict[str, Any] | None:
+    node_state = run.status
+    with store.read() as conn:
+        waiting = nodes_q.nodes_in_states(conn, run.run_id, (node_state,))
+        if not waiting:
+            return None
+        first = min(waiting, key=lambda n: n.updated_at_ms)
+        if node_state == "waiting-approval":
+            appr = nodes_q.get_approval(conn, run.run_id, first.node_id, first.iteration)
+            return {
+                "kind": "approval",
+                "nodeId": first.node_id,
+                "iteration": first.iteration,
+                "requestedAtMs": appr.requested_at_ms if appr else first.updated_at_ms,
+            }
+    if node_state == "waiting-event":
+        wait = first.wait or {}
+        return {
+            "kind": "event",
+            "nodeId": first.node_id,
+            "iteration": first.iteration,
+            "signalName": wait.get("signal"),
+            "correlationId": wait.get("correlationId"),
+            "timeoutAtMs": first.fires_at_ms,
+        }
+    return {
+        "kind": "timer",
+        "nodeId": first.node_id,
+        "iteration": first.iteration,
+        "firesAtMs": first.fires_at_ms,
+    }
+
+
+def get_run(store: Store, run_id: str) -> RunRecord | None:
+    with store.read() as conn:
+        return runs_q.get_run(conn, run_id)
+
+
+def run_view(store: Store, run_id: str) -> dict[str, Any] | None:
+    """The JSON of `GET /v1/runs/{runId}`."""
+    with store.read() as conn:
+        run = runs_q.get_run(conn, run_id)
+        if run is None:
+            return None
+        summary = nodes_q.node_summary(conn, run_id)
+    view: dict[str, Any] = {
+        "runId": run.run_id,
+        "workflowName": run.workflow_name,
+        "status": run.status,
+        "startedAtMs": run.started_at_ms,
+        "finishedAtMs": run.finished_at_ms,
+        "summary": summary,
+        "runState": run_state(store, run),
+    }
+    if run.error is not None:
+        view["error"] = run.error
+    return view
+
+
+def run_list_item(store: Store, run: RunRecord, now: int) -> dict[str, Any]:
+    return {
+        "runId": run.run_id,
+        "workflowName": run.workflow_name,
+        "workflowPath": run.workflow_path,
+        "status": run.status,
+        "createdAtMs": run.created_at_ms,
+        "startedAtMs": run.started_at_ms,
+        "finishedAtMs": run.finished_at_ms,
+        "heartbeatAtMs": run.heartbeat_at_ms,
+        "runState": run_state(store, run, now),
+    }
+
+
+def list_runs(
+    store: Store, *, limit: int = 50, status: str | None = None, workflow: str | None = None
+) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        found = runs_q.list_runs(conn, limit=limit, status=status, workflow=workflow)
+    now = now_ms()
+    return [run_list_item(store, run, now) for run in found]
+
+
+def pending_approvals(store: Store, limit: int = 1000) -> list[dict[str, Any]]:
+    """Requested approvals of live runs, oldest request first."""
+    now = now_ms()
+    with store.read() as conn:
+        rows = nodes_q.pending_approvals(conn, limit)
+    return [
+        {
+            "runId": appr.run_id,
+            "nodeId": appr.node_id,
+            "iteration": appr.iteration,
+            "workflowName": m["workflow_name"],
+            "runStatus": m["run_status"],
+            "label": m["label"],
+            "requestTitle": appr.request.get("title"),
+            "requestSummary": appr.request.get("summary"),
+            "requestedAtMs": appr.requested_at_ms,
+            "waitingMs": max(0, now - appr.requested_at_ms),
+            "note": appr.note,
+            "decidedBy": appr.decided_by,
+        }
+        for appr, m in rows
+    ]
+
+
+def list_frames(
+    store: Store, run_id: str, *, limit: int = 50, after_frame_no: int | None = None
+) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        return [
+            f.to_json()
+            for f in log_q.list_frames(conn, run_id, limit=limit, after_frame_no=after_frame_no)
+        ]
+
+
+def run_outputs(store: Store, run_id: str) -> dict[str, Any]:
+    """Each finished node's output (latest iteration), by node id, as JSON."""
+    with store.read() as conn:
+        found = conn.execute(
+            sa.select(nodes.c.node_id, nodes.c.iteration, nodes.c.output_table)
+            .where(
+                nodes.c.run_id == run_id,
+                nodes.c.state == "finished",
+                nodes.c.output_table.is_not(None),
+            )
+            .order_by(nodes.c.updated_at_ms, nodes.c.iteration)
+        ).all()
+        out: dict[str, Any] = {}
+        for node_id, iteration, table_name in found:
+            table = store.output_tables.get(table_name)
+            if table is None:
+                table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
+            row = conn.execute(
+                sa.select(table).where(
+                    table.c.run_id == run_id,
+                    table.c.node_id == node_id,
+                    table.c.iteration == iteration,
+                )
+            ).first()
+            if row is None:
+                continue
+            model = store.output_models.get(table_name)
+            if model is not None:
+                out[node_id] = outputs_q.from_row(model, row._mapping)
+            else:
+                out[node_id] = {
+                    k: v
+                    for k, v in row._mapping.items()
+                    if k not in ("run_id", "node_id", "iteration")
+                }
+    return out
+
+
+__all__ = [
+    "get_run",
+    "list_frames",
+    "list_runs",
+    "pending_approvals",
+    "run_outputs",
+    "run_state",
+    "run_view",
+]

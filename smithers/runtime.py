@@ -1,0 +1,359 @@
+"""One per process (or per app): owns runs, heartbeats them, adopts stale or parked ones.
+
+async with Runtime(store, resolve=...) as runtime:
+    run_id = await runtime.start(workflow, input={...})
+    result = await runtime.wait(run_id)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from . import commands
+from .clock import now_ms
+from .definition import SmithersWorkflow
+from .engine import RunDriver, ensure_output_tables, in_thread
+from .errors import SmithersError
+from .events import Event
+from .ownership import new_owner_id, owner_is_dead, release_owner_id
+from .store import nodes as nodes_q
+from .store import runs as runs_q
+from .store.base import Store
+from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord, dumps
+
+logger = logging.getLogger("smithers.runtime")
+
+Resolver = Callable[[RunRecord], SmithersWorkflow | None]
+
+HEARTBEAT_INTERVAL_S = 1.0
+
+
+@dataclass
+class RunResult:
+    """How a run stands when `run_workflow` / `Runtime.wait` returns."""
+
+    run_id: str
+    status: str
+    error: Any = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+
+@dataclass
+class _Live:
+    driver: RunDriver
+    done: anyio.Event = field(default_factory=anyio.Event)
+    command_seq: int = -1
+
+
+class Runtime:
+    """Drives runs in this process; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        resolve: Resolver | None = None,
+        root_dir: str = ".",
+        allow_network: bool = False,
+        adopt: bool = True,
+        poll_interval: float = HEARTBEAT_INTERVAL_S,
+    ) -> None:
+        self.store = store
+        self.resolve = resolve
+        self.root_dir = root_dir
+        self.allow_network = allow_network
+        self.adopt = adopt
+        self.poll_interval = poll_interval
+        self.owner_id = new_owner_id()
+        self._live: dict[str, _Live] = {}
+        self._finished: dict[str, anyio.Event] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._tokens: list[object] = []
+
+    now = staticmethod(now_ms)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tokens.append(self.store.bus.add_listener(self._on_event))
+        self._tokens.append(self.store.bus.add_touch_listener(self._on_touch))
+        self._tg.start_soon(self._poll_loop)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for token in self._tokens:
+            self.store.bus.remove_listener(token)
+        self._tokens.clear()
+        assert self._tg is not None
+        for live in list(self._live.values()):
+            live.driver.cancel()
+        self._tg.cancel_scope.cancel()
+        await self._tg.__aexit__(None, None, None)
+        self._tg = None
+        owned = list(self._live)
+        self._live.clear()
+        if owned:
+            with anyio.CancelScope(shield=True):
+                await in_thread(self._release, owned)
+        release_owner_id(self.owner_id)
+
+    def _release(self, run_ids: list[str]) -> None:
+        with self.store.write() as tx:
+            runs_q.release_runs(tx.conn, self.owner_id, run_ids)
+
+    # -- starting and resuming -------------------------------------------------------------
+
+    def live_run_ids(self) -> list[str]:
+        return list(self._live)
+
+    def is_live(self, run_id: str) -> bool:
+        return run_id in self._live
+
+    async def start(
+        self,
+        workflow: SmithersWorkflow,
+        *,
+        input: Any = None,
+        run_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
+    ) -> str:
+        """Create the run (row and `RunStarted` committed) and start driving it."""
+        try:
+            value = workflow.validate_input(input)
+        except Exception as exc:
+            errors = getattr(exc, "errors", None)
+            details = {"errors": _json_errors(errors())} if callable(errors) else {}
+            raise SmithersError(
+                "INVALID_REQUEST", "input does not match the workflow's input model", details
+            ) from exc
+        run_id = run_id or commands.generate_run_id()
+        await in_thread(self._create, workflow, run_id, value, config or {}, auth)
+        self._spawn(workflow, run_id)
+        return run_id
+
+    def _create(
+        self,
+        workflow: SmithersWorkflow,
+        run_id: str,
+        input: Any,
+        config: dict[str, Any],
+        auth: dict[str, Any] | None,
+    ) -> None:
+        ensure_output_tables(self.store, workflow)
+        with self.store.write() as tx:
+            if runs_q.run_exists(tx.conn, run_id):
+                raise SmithersError(
+                    "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
+                )
+            runs_q.insert_run(
+                tx.conn,
+                run_id=run_id,
+                workflow_name=workflow.name,
+                workflow_path=workflow.path,
+                workflow_hash=workflow.content_hash,
+                owner_id=self.owner_id,
+                now=tx.now,
+                input=input,
+                config=config,
+                auth=auth,
+            )
+            tx.emit(run_id, "RunStarted")
+
+    async def resume(self, run_id: str, workflow: SmithersWorkflow) -> None:
+        """Claim a run (parked, paused, failed, stale or unowned) and drive it."""
+        if run_id in self._live:
+            return
+        await in_thread(commands.claim_for_resume, self.store, run_id, self.owner_id)
+        self._spawn(workflow, run_id)
+
+    async def run(self, workflow: SmithersWorkflow, **kwargs: Any) -> RunResult:
+        run_id = await self.start(workflow, **kwargs)
+        return await self.wait(run_id)
+
+    async def wait(self, run_id: str) -> RunResult:
+        """Wait until this process stops driving the run (finished, failed, parked, lost)."""
+        live = self._live.get(run_id)
+        if live is not None:
+            await live.done.wait()
+        return await in_thread(self.result, run_id)
+
+    def result(self, run_id: str) -> RunResult:
+        from .queries import run_outputs
+
+        with self.store.read() as conn:
+            run = runs_q.get_run(conn, run_id)
+        if run is None:
+            raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
+        return RunResult(run_id, run.status, run.error, run_outputs(self.store, run_id))
+
+    def _spawn(self, workflow: SmithersWorkflow, run_id: str) -> None:
+        if self._tg is None:
+            raise RuntimeError("the Runtime is not running: use `async with Runtime(...)`")
+        live = _Live(RunDriver(self, workflow, run_id))
+        self._live[run_id] = live
+        self._tg.start_soon(self._drive, live)
+
+    async def _drive(self, live: _Live) -> None:
+        run_id = live.driver.run_id
+        try:
+            status = await live.driver.drive()
+            logger.debug("run %s stopped: %s", run_id, status)
+        except Exception:
+            logger.exception("run %s: engine error", run_id)
+            with anyio.CancelScope(shield=True):
+                await in_thread(self._fail_on_crash, run_id)
+        finally:
+            self._live.pop(run_id, None)
+            live.done.set()
+
+    def _fail_on_crash(self, run_id: str) -> None:
+        with self.store.write() as tx:
+            run = runs_q.get_run(tx.conn, run_id, lock=True)
+            if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
+                return
+            error = {"code": "SERVER_ERROR", "message": "the engine failed; see the server log"}
+            runs_q.update_run(
+                tx.conn,
+                run_id,
+                status="failed",
+                finished_at_ms=tx.now,
+                runtime_owner_id=None,
+                heartbeat_at_ms=None,
+                error_json=dumps(error),
+            )
+            tx.emit(run_id, "RunFailed", error=error)
+
+    # -- what happens elsewhere ------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        live = self._live.get(event.run_id)
+        if live is not None and event.type in TERMINAL_EVENT_STOP:
+            live.driver.cancel()
+
+    def _on_touch(self, run_id: str) -> None:
+        live = self._live.get(run_id)
+        if live is not None:
+            live.driver.wake()
+        elif self.adopt and self.resolve is not None and self._tg is not None:
+            self._tg.start_soon(self._try_adopt, run_id)
+
+    async def _try_adopt(
+        self, run_id: str, run: RunRecord | None = None, *, timer_due: bool = False
+    ) -> None:
+        """Resume a run nobody drives: unowned, stale, orphaned, or parked on a due timer."""
+        if run_id in self._live or self.resolve is None:
+            return
+        if run is None:
+            run = await in_thread(self._read_run, run_id)
+        if run is None:
+            return
+        if run.status != "running" and not (timer_due and run.status in WAITING_STATUSES):
+            return
+        if run.runtime_owner_id is not None and commands.is_live(run, self.now()):
+            return
+        try:
+            workflow = await in_thread(self.resolve, run)
+        except Exception as exc:
+            logger.warning("cannot load the workflow of run %s: %s", run_id, exc)
+            return
+        if workflow is None:
+            return
+        try:
+            await self.resume(run_id, workflow)
+        except SmithersError as exc:
+            logger.debug("adoption of %s skipped: %s", run_id, exc.code)
+
+    def _read_run(self, run_id: str) -> RunRecord | None:
+        with self.store.read() as conn:
+            return runs_q.get_run(conn, run_id)
+
+    async def _poll_loop(self) -> None:
+        """Every second: heartbeat, notice outside commands, adopt runs that need an owner."""
+        while True:
+            started = time.monotonic()
+            try:
+                await self._poll_once()
+            except Exception:
+                logger.exception("runtime poll failed")
+            await anyio.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
+
+    async def _poll_once(self) -> None:
+        live_ids = list(self._live)
+        lost, markers = await in_thread(self._beat, live_ids)
+        for run_id in lost:
+            live = self._live.get(run_id)
+            if live is not None:
+                live.driver.cancel()
+        for run_id, (command_seq, status) in markers.items():
+            live = self._live.get(run_id)
+            if live is None:
+                continue
+            if status in TERMINAL_STATUSES:
+                live.driver.cancel()
+            elif command_seq != live.command_seq:
+                live.command_seq = command_seq
+                live.driver.wake()
+        if self.adopt and self.resolve is not None:
+            adoptable, due = await in_thread(self._adoptable)
+            for run in adoptable:
+                await self._try_adopt(run.run_id, run)
+            for run in due:
+                await self._try_adopt(run.run_id, run, timer_due=True)
+
+    def _beat(self, live_ids: list[str]) -> tuple[list[str], dict[str, tuple[int, str]]]:
+        if not live_ids:
+            return [], {}
+        with self.store.write() as tx:
+            lost = runs_q.heartbeat(tx.conn, self.owner_id, live_ids, tx.now)
+        with self.store.read() as conn:
+            markers = runs_q.run_markers(conn, live_ids)
+        return lost, markers
+
+    def _adoptable(self) -> tuple[list[RunRecord], list[RunRecord]]:
+        """Runs to adopt (unowned, stale, orphaned) and parked runs whose timer is due."""
+        now = self.now()
+        with self.store.read() as conn:
+            found = runs_q.claimable_runs(conn, now=now)
+            ids = [
+                run_id
+                for run_id, owner in runs_q.running_runs_owned_by_others(conn, self.owner_id)
+                if owner_is_dead(owner)
+            ]
+            found += [r for r in map(partial(runs_q.get_run, conn), ids) if r is not None]
+            due_ids = nodes_q.waiting_timer_due(conn, now)
+            due = [r for r in map(partial(runs_q.get_run, conn), due_ids) if r is not None]
+        return (
+            [r for r in found if r.run_id not in self._live],
+            [r for r in due if r.run_id not in self._live],
+        )
+
+
+TERMINAL_EVENT_STOP = frozenset({"RunCancelled"})
+
+
+def _json_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for err in errors or []:
+        out.append(
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "msg": str(err.get("msg")),
+                "type": str(err.get("type")),
+            }
+        )
+    return out

@@ -1,0 +1,1 @@
+"""The store: one SQLAlchemy Core schema over SQLite and PostgreSQL."""

@@ -1,0 +1,70 @@
+"""Reads of the append-only logs: events and frames."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..events import Event
+from .records import FrameRecord
+from .schema import events, frames
+
+
+def events_after(conn: Connection, run_id: str, after_seq: int, limit: int = 1000) -> list[Event]:
+    rows = conn.execute(
+        sa.select(events.c.seq, events.c.timestamp_ms, events.c.type, events.c.payload_json)
+        .where(events.c.run_id == run_id)
+        .where(events.c.seq > after_seq)
+        .order_by(events.c.seq)
+        .limit(limit)
+    )
+    return [Event(run_id, int(r[0]), int(r[1]), r[2], json.loads(r[3])) for r in rows]
+
+
+def list_frames(
+    conn: Connection, run_id: str, *, limit: int = 50, after_frame_no: int | None = None
+) -> list[FrameRecord]:
+    query = sa.select(frames).where(frames.c.run_id == run_id)
+    if after_frame_no is not None:
+        query = query.where(frames.c.frame_no > after_frame_no)
+    query = query.order_by(frames.c.frame_no.desc()).limit(limit)
+    return [FrameRecord.from_row(r) for r in conn.execute(query)]
+
+
+def last_frame(conn: Connection, run_id: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        sa.select(frames.c.frame_no, frames.c.xml_hash)
+        .where(frames.c.run_id == run_id)
+        .order_by(frames.c.frame_no.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row[0]), row[1])
+
+
+def insert_frame(
+    conn: Connection,
+    run_id: str,
+    frame_no: int,
+    *,
+    now: int,
+    xml_json: str,
+    xml_hash: str,
+    mounted_task_ids_json: str,
+    task_index_json: str,
+    note: str | None = None,
+) -> None:
+    conn.execute(
+        sa.insert(frames).values(
+            run_id=run_id,
+            frame_no=frame_no,
+            created_at_ms=now,
+            xml_json=xml_json,
+            xml_hash=xml_hash,
+            encoding="full",
+            mounted_task_ids_json=mounted_task_ids_json,
+            task_index_json=task_index_json,
+            note=note,
+        )
+    )

@@ -1,0 +1,352 @@
+"""Queries on the per-node tables: nodes, attempts, approvals, signals and loop iterations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .records import ApprovalRecord, NodeRecord, SignalRecord, dumps
+from .schema import approvals, attempts, loops, nodes, runs, signals
+
+NodeKey = tuple[str, int]
+
+
+@dataclass
+class NodeTables:
+    """What the engine needs of a run's node tables to render and schedule it."""
+
+    nodes: dict[NodeKey, NodeRecord] = field(default_factory=dict)
+    approvals: dict[NodeKey, ApprovalRecord] = field(default_factory=dict)
+    loop_iterations: dict[str, int] = field(default_factory=dict)
+    open_signals: list[SignalRecord] = field(default_factory=list)
+
+
+def load_node_tables(conn: Connection, run_id: str) -> NodeTables:
+    found = NodeTables()
+    for row in conn.execute(sa.select(nodes).where(nodes.c.run_id == run_id)):
+        rec = NodeRecord.from_row(row)
+        found.nodes[(rec.node_id, rec.iteration)] = rec
+    for row in conn.execute(sa.select(approvals).where(approvals.c.run_id == run_id)):
+        appr = ApprovalRecord.from_row(row)
+        found.approvals[(appr.node_id, appr.iteration)] = appr
+    for loop_id, iteration in conn.execute(
+        sa.select(loops.c.loop_id, sa.func.max(loops.c.iteration))
+        .where(loops.c.run_id == run_id)
+        .group_by(loops.c.loop_id)
+    ):
+        found.loop_iterations[loop_id] = int(iteration)
+    found.open_signals = [
+        SignalRecord.from_row(r)
+        for r in conn.execute(
+            sa.select(signals)
+            .where(signals.c.run_id == run_id)
+            .where(signals.c.consumed_by_node_id.is_(None))
+            .order_by(signals.c.seq)
+        )
+    ]
+    return found
+
+
+def get_node(conn: Connection, run_id: str, node_id: str, iteration: int) -> NodeRecord | None:
+    row = conn.execute(
+        sa.select(nodes).where(
+            nodes.c.run_id == run_id, nodes.c.node_id == node_id, nodes.c.iteration == iteration
+        )
+    ).first()
+    return None if row is None else NodeRecord.from_row(row)
+
+
+def upsert_node(
+    conn: Connection,
+    run_id: str,
+    node_id: str,
+    iteration: int,
+    *,
+    now: int,
+    state: str,
+    frame_no: int = 0,
+    **values: Any,
+) -> None:
+    """Set a node's state, creating its row (stamped with `frame_no`) on first sight."""
+    if "wait" in values:
+        wait = values.pop("wait")
+        values["wait_json"] = None if wait is None else dumps(wait)
+    if "error" in values:
+        error = values.pop("error")
+        values["error_json"] = None if error is None else dumps(error)
+    updated = conn.execute(
+        sa.update(nodes)
+        .where(nodes.c.run_id == run_id, nodes.c.node_id == node_id, nodes.c.iteration == iteration)
+        .values(state=state, updated_at_ms=now, **values)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            sa.insert(nodes).values(
+                run_id=run_id,
+                node_id=node_id,
+                iteration=iteration,
+                state=state,
+                updated_at_ms=now,
+                first_frame_no=frame_no,
+                **values,
+            )
+        )
+
+
+def nodes_in_states(conn: Connection, run_id: str, states: tuple[str, ...]) -> list[NodeRecord]:
+    rows = conn.execute(
+        sa.select(nodes).where(nodes.c.run_id == run_id).where(nodes.c.state.in_(states))
+    )
+    return [NodeRecord.from_row(r) for r in rows]
+
+
+def node_summary(conn: Connection, run_id: str) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(nodes.c.state, sa.func.count())
+        .where(nodes.c.run_id == run_id)
+        .group_by(nodes.c.state)
+    )
+    return {state: int(count) for state, count in rows}
+
+
+def insert_attempt(
+    conn: Connection, run_id: str, node_id: str, iteration: int, attempt: int, now: int
+) -> None:
+    conn.execute(
+        sa.insert(attempts).values(
+            run_id=run_id,
+            node_id=node_id,
+            iteration=iteration,
+            attempt=attempt,
+            state="in-progress",
+            started_at_ms=now,
+        )
+    )
+
+
+def finish_attempt(
+    conn: Connection,
+    run_id: str,
+    node_id: str,
+    iteration: int,
+    attempt: int,
+    *,
+    state: str,
+    now: int,
+    error: Any = None,
+) -> None:
+    conn.execute(
+        sa.update(attempts)
+        .where(
+            attempts.c.run_id == run_id,
+            attempts.c.node_id == node_id,
+            attempts.c.iteration == iteration,
+            attempts.c.attempt == attempt,
+        )
+        .values(state=state, finished_at_ms=now, error_json=None if error is None else dumps(error))
+    )
+
+
+def abandon_attempts(conn: Connection, run_id: str, now: int) -> list[tuple[str, int, int]]:
+    """Mark attempts left in progress by a dead owner as failed; return their keys."""
+    rows = conn.execute(
+        sa.select(attempts.c.node_id, attempts.c.iteration, attempts.c.attempt)
+        .where(attempts.c.run_id == run_id)
+        .where(attempts.c.state == "in-progress")
+    ).all()
+    if rows:
+        conn.execute(
+            sa.update(attempts)
+            .where(attempts.c.run_id == run_id)
+            .where(attempts.c.state == "in-progress")
+            .values(
+                state="failed",
+                finished_at_ms=now,
+                error_json=dumps({"code": "ABANDONED", "reason": "abandoned"}),
+            )
+        )
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+def count_abandoned(conn: Connection, run_id: str, node_id: str, iteration: int) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(attempts)
+            .where(
+                attempts.c.run_id == run_id,
+                attempts.c.node_id == node_id,
+                attempts.c.iteration == iteration,
+                attempts.c.error_json.like('%"abandoned"%'),
+            )
+        ).scalar_one()
+    )
+
+
+def insert_approval(
+    conn: Connection,
+    run_id: str,
+    node_id: str,
+    iteration: int,
+    *,
+    now: int,
+    request: dict[str, Any],
+) -> None:
+    conn.execute(
+        sa.insert(approvals).values(
+            run_id=run_id,
+            node_id=node_id,
+            iteration=iteration,
+            status="requested",
+            requested_at_ms=now,
+            request_json=dumps(request),
+        )
+    )
+
+
+def get_approval(
+    conn: Connection, run_id: str, node_id: str, iteration: int
+) -> ApprovalRecord | None:
+    row = conn.execute(
+        sa.select(approvals).where(
+            approvals.c.run_id == run_id,
+            approvals.c.node_id == node_id,
+            approvals.c.iteration == iteration,
+        )
+    ).first()
+    return None if row is None else ApprovalRecord.from_row(row)
+
+
+def decide_approval(
+    conn: Connection,
+    run_id: str,
+    node_id: str,
+    iteration: int,
+    *,
+    approved: bool,
+    now: int,
+    note: str | None,
+    decided_by: str | None,
+    decision: Any,
+    auto: bool = False,
+) -> bool:
+    """Record a decision on a `requested` approval; False when it was already decided."""
+    result = conn.execute(
+        sa.update(approvals)
+        .where(
+            approvals.c.run_id == run_id,
+            approvals.c.node_id == node_id,
+            approvals.c.iteration == iteration,
+            approvals.c.status == "requested",
+        )
+        .values(
+            status="approved" if approved else "denied",
+            decided_at_ms=now,
+            note=note,
+            decided_by=decided_by,
+            decision_json=dumps(decision),
+            auto_approved=auto,
+        )
+    )
+    return result.rowcount == 1
+
+
+def pending_approvals(conn: Connection, limit: int = 1000) -> list[tuple[ApprovalRecord, Any]]:
+    """Requested approvals with their run row, oldest request first."""
+    rows = conn.execute(
+        sa.select(approvals, runs.c.workflow_name, runs.c.status.label("run_status"), nodes.c.label)
+        .join(runs, runs.c.run_id == approvals.c.run_id)
+        .outerjoin(
+            nodes,
+            sa.and_(
+                nodes.c.run_id == approvals.c.run_id,
+                nodes.c.node_id == approvals.c.node_id,
+                nodes.c.iteration == approvals.c.iteration,
+            ),
+        )
+        .where(approvals.c.status == "requested")
+        .where(runs.c.status.not_in(["finished", "failed", "cancelled"]))
+        .order_by(approvals.c.requested_at_ms, approvals.c.run_id, approvals.c.node_id)
+        .limit(limit)
+    )
+    return [(ApprovalRecord.from_row(r), r._mapping) for r in rows]
+
+
+def insert_signal(
+    conn: Connection,
+    run_id: str,
+    *,
+    name: str,
+    data: Any,
+    correlation_id: str | None,
+    received_by: str | None,
+    now: int,
+) -> int:
+    seq = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.max(signals.c.seq), -1) + 1).where(
+            signals.c.run_id == run_id
+        )
+    ).scalar_one()
+    conn.execute(
+        sa.insert(signals).values(
+            run_id=run_id,
+            seq=seq,
+            signal_name=name,
+            correlation_id=correlation_id,
+            payload_json=dumps(data),
+            received_at_ms=now,
+            received_by=received_by,
+        )
+    )
+    return int(seq)
+
+
+def consume_signal(conn: Connection, run_id: str, seq: int, node_id: str, iteration: int) -> bool:
+    result = conn.execute(
+        sa.update(signals)
+        .where(signals.c.run_id == run_id, signals.c.seq == seq)
+        .where(signals.c.consumed_by_node_id.is_(None))
+        .values(consumed_by_node_id=node_id, consumed_iteration=iteration)
+    )
+    return result.rowcount == 1
+
+
+def start_loop_iteration(
+    conn: Connection, run_id: str, loop_id: str, iteration: int, *, now: int, frame_no: int
+) -> None:
+    conn.execute(
+        sa.insert(loops).values(
+            run_id=run_id,
+            loop_id=loop_id,
+            iteration=iteration,
+            started_at_ms=now,
+            first_frame_no=frame_no,
+        )
+    )
+
+
+def waiting_timer_due(conn: Connection, now: int, limit: int = 100) -> list[str]:
+    """Runs parked on a timer whose earliest timer is due."""
+    rows = conn.execute(
+        sa.select(runs.c.run_id)
+        .join(nodes, nodes.c.run_id == runs.c.run_id)
+        .where(runs.c.status.in_(["waiting-timer", "waiting-event"]))
+        .where(nodes.c.state.in_(["waiting-timer", "waiting-event"]))
+        .where(nodes.c.fires_at_ms <= now)
+        .distinct()
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+def next_timer_due(conn: Connection) -> int | None:
+    value = conn.execute(
+        sa.select(sa.func.min(nodes.c.fires_at_ms))
+        .join(runs, runs.c.run_id == nodes.c.run_id)
+        .where(runs.c.status.in_(["waiting-timer", "waiting-event"]))
+        .where(nodes.c.state.in_(["waiting-timer", "waiting-event"]))
+    ).scalar_one_or_none()
+    return None if value is None else int(value)

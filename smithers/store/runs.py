@@ -1,0 +1,161 @@
+"""Queries on `_smithers_runs`: creation, ownership, heartbeats and listings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .records import TERMINAL_STATUSES, RunRecord, dumps
+from .schema import runs
+
+# A `running` run whose heartbeat is older than this may be claimed by anyone.
+STALE_AFTER_MS = 30_000
+
+
+def insert_run(
+    conn: Connection,
+    *,
+    run_id: str,
+    workflow_name: str,
+    workflow_path: str | None,
+    workflow_hash: str | None,
+    owner_id: str | None,
+    now: int,
+    input: Any,
+    config: dict[str, Any],
+    auth: dict[str, Any] | None,
+    parent_run_id: str | None = None,
+) -> None:
+    conn.execute(
+        sa.insert(runs).values(
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            workflow_name=workflow_name,
+            workflow_path=workflow_path,
+            workflow_hash=workflow_hash,
+            status="running",
+            created_at_ms=now,
+            started_at_ms=now,
+            heartbeat_at_ms=None if owner_id is None else now,
+            runtime_owner_id=owner_id,
+            input_json=dumps(input),
+            config_json=dumps(config),
+            auth_json=None if auth is None else dumps(auth),
+            last_seq=-1,
+        )
+    )
+
+
+def get_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord | None:
+    query = sa.select(runs).where(runs.c.run_id == run_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return None if row is None else RunRecord.from_row(row)
+
+
+def run_exists(conn: Connection, run_id: str) -> bool:
+    return conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
+
+
+def update_run(conn: Connection, run_id: str, **values: Any) -> None:
+    conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(**values))
+
+
+def heartbeat(conn: Connection, owner_id: str, run_ids: list[str], now: int) -> list[str]:
+    """Refresh the heartbeat of the runs we still own; returns those we no longer own."""
+    if not run_ids:
+        return []
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.run_id.in_(run_ids))
+        .where(runs.c.runtime_owner_id == owner_id)
+        .where(runs.c.status == "running")
+        .values(heartbeat_at_ms=now)
+    )
+    owned = {
+        row[0]
+        for row in conn.execute(
+            sa.select(runs.c.run_id)
+            .where(runs.c.run_id.in_(run_ids))
+            .where(runs.c.runtime_owner_id == owner_id)
+            .where(runs.c.status == "running")
+        )
+    }
+    return [r for r in run_ids if r not in owned]
+
+
+def run_markers(conn: Connection, run_ids: list[str]) -> dict[str, tuple[int, str]]:
+    """`(command_seq, status)` for each run: what an owner watches for outside changes."""
+    if not run_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(runs.c.run_id, runs.c.command_seq, runs.c.status).where(
+            runs.c.run_id.in_(run_ids)
+        )
+    )
+    return {r[0]: (int(r[1]), r[2]) for r in rows}
+
+
+def release_runs(conn: Connection, owner_id: str, run_ids: list[str]) -> None:
+    """Hand running runs back unowned, so another process adopts them at once."""
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.run_id.in_(run_ids))
+        .where(runs.c.runtime_owner_id == owner_id)
+        .values(runtime_owner_id=None, heartbeat_at_ms=None)
+    )
+
+
+def claimable_runs(conn: Connection, *, now: int, limit: int = 100) -> list[RunRecord]:
+    """`running` runs that are unowned or stale: candidates for adoption."""
+    rows = conn.execute(
+        sa.select(runs)
+        .where(runs.c.status == "running")
+        .where(
+            sa.or_(
+                runs.c.runtime_owner_id.is_(None),
+                runs.c.heartbeat_at_ms.is_(None),
+                runs.c.heartbeat_at_ms < now - STALE_AFTER_MS,
+            )
+        )
+        .order_by(runs.c.created_at_ms)
+        .limit(limit)
+    )
+    return [RunRecord.from_row(r) for r in rows]
+
+
+def running_runs_owned_by_others(
+    conn: Connection, owner_id: str, limit: int = 1000
+) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        sa.select(runs.c.run_id, runs.c.runtime_owner_id)
+        .where(runs.c.status == "running")
+        .where(runs.c.runtime_owner_id.is_not(None))
+        .where(runs.c.runtime_owner_id != owner_id)
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    limit: int = 50,
+    status: str | None = None,
+    workflow: str | None = None,
+) -> list[RunRecord]:
+    query = sa.select(runs).order_by(runs.c.created_at_ms.desc(), runs.c.run_id.desc())
+    if status:
+        query = query.where(runs.c.status == status)
+    if workflow:
+        query = query.where(
+            sa.or_(runs.c.workflow_name == workflow, runs.c.workflow_path == workflow)
+        )
+    return [RunRecord.from_row(r) for r in conn.execute(query.limit(limit))]
+
+
+def is_terminal_status(status: str) -> bool:
+    return status in TERMINAL_STATUSES

@@ -1,0 +1,84 @@
+"""subscribe(run_id, after_seq): stored events, then live ones, in order, once each."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from .engine import in_thread
+from .events import Event
+from .store import log as log_q
+from .store import runs as runs_q
+from .store.base import Store
+
+PAGE = 500
+# How often a subscriber looks at the table when nothing was pushed to it: events of runs
+# driven by another process only arrive through the database.
+POLL_INTERVAL_S = 0.25
+
+
+def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], str | None]:
+    with store.read() as conn:
+        events = log_q.events_after(conn, run_id, after_seq, PAGE)
+        run = runs_q.get_run(conn, run_id)
+    return events, None if run is None else run.status
+
+
+async def subscribe(
+    store: Store,
+    run_id: str,
+    after_seq: int = -1,
+    *,
+    until_terminal: bool = True,
+    poll_interval: float = POLL_INTERVAL_S,
+    is_local: Callable[[], bool] | None = None,
+) -> AsyncIterator[Event]:
+    """Yield the run's events with `seq > after_seq`, then live ones as they commit.
+
+    Registers for live events before reading the table, so nothing committed in between
+    is missed; live events already read are skipped by seq. A subscriber whose buffer
+    overflowed is `behind` and reads the table again. With `until_terminal` it stops
+    after a terminal event once the run is terminal and nothing follows it.
+    `is_local()` says this process drives the run, so pushes suffice and no poll is needed.
+    """
+    sub = store.bus.subscribe(run_id)
+    last = after_seq
+    try:
+        need_read = True
+        while True:
+            if need_read or sub.behind:
+                sub.behind = False
+                sub.buffer.clear()
+                while True:
+                    events, status = await in_thread(_read, store, run_id, last)
+                    for event in events:
+                        last = event.seq
+                        yield event
+                    if len(events) < PAGE:
+                        break
+                need_read = False
+                if until_terminal and status in ("finished", "failed", "cancelled"):
+                    # A terminal run appends nothing more until resumed; if the log ends in
+                    # its terminal event, the stream is complete.
+                    tail, _ = await in_thread(_read, store, run_id, last - 1)
+                    if tail and tail[-1].seq == last and tail[-1].is_terminal:
+                        return
+            while sub.buffer:
+                event = sub.buffer.popleft()
+                if event.seq <= last:
+                    continue
+                if event.seq != last + 1:
+                    need_read = True  # a gap: fill it from the table
+                    break
+                last = event.seq
+                yield event
+                if until_terminal and event.is_terminal:
+                    need_read = True  # confirm nothing follows before closing
+                    break
+            if need_read or sub.behind:
+                continue
+            local = is_local is not None and is_local()
+            await sub.wait(None if local else poll_interval)
+            if not sub.buffer and not sub.behind:
+                need_read = not local
+    finally:
+        store.bus.unsubscribe(sub)

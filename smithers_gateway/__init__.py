@@ -1,0 +1,3 @@
+"""smithers_gateway: arrives in a later issue."""
+
+__all__: list[str] = []

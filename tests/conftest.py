@@ -1,0 +1,62 @@
+"""Backends for the suite: every store test runs on a SQLite file and on PostgreSQL.
+
+PostgreSQL comes from SMITHERS_TEST_POSTGRES_URL (default: the local server). Each test
+module gets a fresh schema; a server that cannot be reached fails the tests, it does not
+skip them. SMITHERS_TEST_BACKENDS=sqlite narrows a local run to one backend.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from smithers import Store, open_store
+
+POSTGRES_URL = os.environ.get(
+    "SMITHERS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = [
+    b.strip() for b in os.environ.get("SMITHERS_TEST_BACKENDS", "sqlite,postgres").split(",")
+]
+
+
+@pytest.fixture(scope="module")
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a schema made for this test module."""
+    schema = "t_" + secrets.token_hex(6)
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    admin.dispose()
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'smithers.db'}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    opened = open_store(db_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
