@@ -388,7 +388,7 @@ class RunDriver:
                 "decidedBy": approval.decided_by,
                 "decision": approval.decision,
             }
-            self._write_output(
+            if self._write_output(
                 tx,
                 ref,
                 node_id,
@@ -396,7 +396,8 @@ class RunDriver:
                 decision,
                 applied,
                 on_invalid=lambda err: node("failed", error=err),
-            )
+            ):
+                node("finished", output_table=ref.key)
         elif kind == "wait-event":
             node(
                 "waiting-event",
@@ -425,7 +426,8 @@ class RunDriver:
             if data["output"] is None or self._write_output(
                 tx, data["output"], node_id, it, signal.data, applied, on_invalid=invalid
             ):
-                node("finished", wait=wait, fires_at_ms=None)
+                ref = data["output"]
+                node("finished", wait=wait, fires_at_ms=None, output_table=ref and ref.key)
                 tx.emit(run_id, "NodeFinished", nodeId=node_id, iteration=it, attempt=0)
         elif kind == "signal-timeout":
             on_timeout = data["on_timeout"]

@@ -116,21 +116,20 @@ def _exec(real: Path, data: bytes, digest: str) -> SmithersWorkflow:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except SmithersError as exc:
-        sys.modules.pop(name, None)
-        raise _fail(real, exc.message) from None
+        workflow = _find_workflow(module, real)
     except BaseException as exc:
         sys.modules.pop(name, None)
         if shadow != real:
             shadow.unlink(missing_ok=True)
         if isinstance(exc, KeyboardInterrupt):
             raise
+        if isinstance(exc, SmithersError):
+            raise exc if exc.code == "WORKFLOW_LOAD_FAILED" else _fail(real, exc.message) from None
         raise _fail(real, f"{type(exc).__name__}: {exc}") from None
     finally:
         if added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(directory)
-    workflow = _find_workflow(module, real)
     workflow.path = str(real)
     workflow.content_hash = digest
     if workflow.name in ("workflow", "render", "wf"):

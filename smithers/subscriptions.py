@@ -31,6 +31,7 @@ async def subscribe(
     until_terminal: bool = True,
     poll_interval: float = POLL_INTERVAL_S,
     is_local: Callable[[], bool] | None = None,
+    max_buffer: int = 1024,
 ) -> AsyncIterator[Event]:
     """Yield the run's events with `seq > after_seq`, then live ones as they commit.
 
@@ -40,7 +41,7 @@ async def subscribe(
     after a terminal event once the run is terminal and nothing follows it.
     `is_local()` says this process drives the run, so pushes suffice and no poll is needed.
     """
-    sub = store.bus.subscribe(run_id)
+    sub = store.bus.subscribe(run_id, max_buffer)
     last = after_seq
     try:
         need_read = True

@@ -1,0 +1,197 @@
+"""approve, deny, signal, cancel, pause, rewind and fork on real runs."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+from smithers import (
+    Approval,
+    Runtime,
+    Signal,
+    SmithersError,
+    Store,
+    Task,
+    Workflow,
+    approve,
+    cancel,
+    create_smithers,
+    deny,
+    fork,
+    load_workflow,
+    pause,
+    rewind,
+    run_workflow,
+    signal,
+)
+from smithers.queries import list_frames, run_view
+from tests.helpers import EXAMPLES, assert_contiguous, event_types, eventually
+
+pytestmark = pytest.mark.anyio
+
+
+class Note(BaseModel):
+    text: str
+
+
+class Paid(BaseModel):
+    amount: int
+
+
+smithers, outputs = create_smithers(note=Note, paid=Paid)
+
+
+@smithers
+def early_signal(ctx):
+    return Workflow(
+        "early",
+        [
+            Approval("gate", request={"title": "go?"}),
+            Signal("paid", output=outputs.paid),
+            Task("done", output=outputs.note, run=lambda: {"text": "done"}),
+        ],
+    )
+
+
+async def test_signal_sent_before_its_node_is_consumed_when_reached(store: Store) -> None:
+    parked = await run_workflow(early_signal, store=store)
+    assert parked.status == "waiting-approval"
+    sent = await signal(store, parked.run_id, "paid", {"amount": 7}, correlation_id=None)
+    assert sent["seq"] == 0
+    # the signal did not wake the run: nothing waits for it yet
+    view = run_view(store, parked.run_id)
+    assert view is not None and view["status"] == "waiting-approval"
+    await approve(store, parked.run_id, "gate")
+    async with Runtime(store) as rt:
+        await rt.resume(parked.run_id, early_signal)
+        result = await rt.wait(parked.run_id)
+    assert result.status == "finished"
+    assert result.outputs["paid"] == {"amount": 7}
+    assert "NodeWaitingEvent" not in event_types(store, parked.run_id)
+
+
+async def test_deciding_twice_is_refused(store: Store) -> None:
+    parked = await run_workflow(early_signal, store=store)
+    decision = await approve(store, parked.run_id, "gate", decided_by="ann")
+    assert decision.to_json() == {
+        "runId": parked.run_id,
+        "nodeId": "gate",
+        "iteration": 0,
+        "approved": True,
+    }
+    for again in (approve, deny):
+        with pytest.raises(SmithersError) as info:
+            await again(store, parked.run_id, "gate")
+        assert info.value.code == "ALREADY_DECIDED"
+        assert info.value.status == 409
+
+
+async def test_approving_a_node_that_is_not_waiting(store: Store) -> None:
+    parked = await run_workflow(early_signal, store=store)
+    for node in ("paid", "done", "nope"):
+        with pytest.raises(SmithersError) as info:
+            await approve(store, parked.run_id, node)
+        assert info.value.code == "NODE_NOT_WAITING"
+    with pytest.raises(SmithersError) as info:
+        await approve(store, "no-such-run", "gate")
+    assert info.value.code == "RUN_NOT_FOUND"
+
+
+async def test_signal_to_an_ended_run_is_refused(store: Store) -> None:
+    result = await run_workflow(load_workflow(EXAMPLES / "hello.py"), store=store)
+    with pytest.raises(SmithersError) as info:
+        await signal(store, result.run_id, "late", {})
+    assert info.value.code == "RUN_NOT_ACTIVE"
+    with pytest.raises(SmithersError) as info:
+        await signal(store, result.run_id, "  ", {})
+    assert info.value.code == "INVALID_REQUEST"
+
+
+async def test_cancel_stops_the_in_flight_task_within_a_second(store: Store) -> None:
+    wf = load_workflow(EXAMPLES / "slow.py")
+    async with Runtime(store) as rt:
+        run_id = await rt.start(wf, input={"seconds": 60})
+        await eventually(lambda: "NodeStarted" in event_types(store, run_id))
+        started = time.monotonic()
+        assert await cancel(store, run_id) == "cancelled"
+        with anyio.fail_after(5):
+            result = await rt.wait(run_id)
+        elapsed = time.monotonic() - started
+        assert not rt.is_live(run_id)
+        assert rt.live_run_ids() == []
+    assert elapsed < 1.0
+    assert result.status == "cancelled"
+    types = event_types(store, run_id)
+    assert types[-1] == "RunCancelled" and "NodeCancelled" in types
+    assert "NodeFinished" not in types
+    view = run_view(store, run_id)
+    assert view is not None and view["summary"] == {"cancelled": 1}
+    assert await cancel(store, run_id) == "already-terminal"
+    assert_contiguous(store, run_id)
+
+
+async def test_pause_parks_after_in_flight_tasks_and_resume_continues(store: Store) -> None:
+    gate = anyio.Event()
+
+    async def first() -> dict[str, str]:
+        await gate.wait()
+        return {"text": "first"}
+
+    @smithers
+    def wf(ctx):
+        return Workflow(
+            "pausing",
+            [
+                Task("first", output=outputs.note, run=first),
+                Task("second", output=outputs.note, run={"text": "second"}),
+            ],
+        )
+
+    async with Runtime(store) as rt:
+        run_id = await rt.start(wf)
+        await eventually(lambda: "NodeStarted" in event_types(store, run_id))
+        assert await pause(store, run_id) == "pause-requested"
+        gate.set()
+        paused = await rt.wait(run_id)
+        assert paused.status == "paused"
+        assert paused.outputs == {"first": {"text": "first"}}
+        await rt.resume(run_id, wf)
+        result = await rt.wait(run_id)
+    assert result.status == "finished"
+    assert result.outputs["second"] == {"text": "second"}
+
+
+async def test_rewind_forgets_later_nodes_and_runs_them_again(store: Store) -> None:
+    wf = load_workflow(EXAMPLES / "approval.py")
+    parked = await run_workflow(wf, store=store, input={"msg": "a"})
+    await approve(store, parked.run_id, "review", decided_by="bob")
+    async with Runtime(store) as rt:
+        await rt.resume(parked.run_id, wf)
+        done = await rt.wait(parked.run_id)
+        assert done.status == "finished"
+        frames = list_frames(store, parked.run_id)
+        assert [f["frameNo"] for f in frames] == [0]
+        result = await rewind(store, parked.run_id, 0, wf, runtime=rt, caller="test")
+    assert result is not None and result.status == "finished"
+    assert "TimeTravelJumped" in event_types(store, parked.run_id)
+    assert_contiguous(store, parked.run_id)
+
+
+async def test_fork_copies_finished_work_into_a_new_run(store: Store) -> None:
+    wf = load_workflow(EXAMPLES / "approval.py")
+    parked = await run_workflow(wf, store=store, input={"msg": "f"})
+    async with Runtime(store) as rt:
+        new_id = await fork(store, parked.run_id, 0, "forked-1", wf, runtime=rt)
+        assert new_id == "forked-1"
+        child = await rt.wait(new_id)
+    assert child.status == "waiting-approval"
+    assert child.outputs["draft"] == {"text": "F"}
+    types = event_types(store, new_id)
+    assert types[:2] == ["RunStarted", "RunForked"]
+    assert types.count("NodeStarted") == 0  # the draft was copied, not run again
+    with pytest.raises(SmithersError) as info:
+        await fork(store, parked.run_id, 0, "forked-1")
+    assert info.value.code == "RUN_ALREADY_EXISTS"
