@@ -80,7 +80,10 @@ class RunDriver:
         self._scope: anyio.CancelScope | None = None
         self._task_contexts: set[TaskContext] = set()
         self.cancelled = False
-        self.command_seq = -1
+        # Which optional node tables the workflow has used so far (sticky: a branch that
+        # disappears and comes back still finds its state). The first render loads all.
+        self.uses: frozenset[str] = nodes_q.ALL_PARTS
+        self._rendered_once = False
 
     # -- signals from outside --------------------------------------------------------------
 
@@ -134,7 +137,7 @@ class RunDriver:
     def _snapshot(self) -> Snapshot:
         with self.store.read() as conn:
             run = runs_q.get_run(conn, self.run_id)
-            tables = nodes_q.load_node_tables(conn, self.run_id)
+            tables = nodes_q.load_node_tables(conn, self.run_id, self.uses)
         return Snapshot(run, tables)
 
     async def _loop(self, tg: anyio.abc.TaskGroup) -> str:
@@ -165,6 +168,8 @@ class RunDriver:
                 logger.warning("render of run %s failed: %s", self.run_id, exc)
                 await in_thread(self._commit_failure, run.command_seq, error_json(exc))
                 return "failed"
+            self.uses = rendered.uses | (self.uses if self._rendered_once else frozenset())
+            self._rendered_once = True
             plan = rendered.plan
             paused = run.pause_requested_at_ms is not None
             limit = run.config.get("maxConcurrency")
@@ -207,11 +212,12 @@ class RunDriver:
 
     # -- one transaction per render --------------------------------------------------------
 
-    def _lock(self, tx: Tx) -> RunRecord:
-        run = runs_q.get_run(tx.conn, self.run_id, lock=True)
-        if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
+    def _lock(self, tx: Tx) -> int:
+        """Lock the run's row; its `command_seq`, or RunLost when the run is not ours."""
+        found = runs_q.lock_ownership(tx.conn, self.run_id)
+        if found is None or found[0] != "running" or found[1] != self.owner_id:
             raise RunLost(self.run_id)
-        return run
+        return found[2]
 
     def _commit(
         self,
@@ -222,8 +228,7 @@ class RunDriver:
     ) -> bool:
         plan = rendered.plan
         with self.store.write() as tx:
-            run = self._lock(tx)
-            if run.command_seq != command_seq:
+            if self._lock(tx) != command_seq:
                 return False
             if self.frame is None or self.frame[1] != rendered.frame_hash:
                 frame_no = 0 if self.frame is None else self.frame[0] + 1
@@ -553,6 +558,8 @@ class RunDriver:
                         result = await result
             return result
         finally:
+            # A task that timed out leaves its thread behind: tell its tools to stop.
+            tctx.cancelled.set()
             self._task_contexts.discard(tctx)
 
     def _emit_from_task(self, type_: str, **fields: Any) -> None:

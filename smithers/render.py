@@ -83,6 +83,7 @@ class Rendered:
     task_index: list[dict[str, Any]]
     plan: Plan
     name: str | None
+    uses: frozenset[str]
 
 
 def _props(**values: Any) -> dict[str, str]:
@@ -112,6 +113,7 @@ class _Walk:
         self.task_index: list[dict[str, Any]] = []
         self.claimed_signals: set[int] = set()
         self.in_loop = False
+        self.uses: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -172,14 +174,19 @@ class _Walk:
                 children.append(frame)
             return done, self.element(node, _props(cond=bool(node.cond)), children)
         if isinstance(node, Task):
+            if node.needs_approval:
+                self.uses.add("approvals")
             return self.walk_task(node, iteration, reachable)
         if isinstance(node, Approval):
+            self.uses.add("approvals")
             return self.walk_approval(node, iteration, reachable)
         if isinstance(node, Signal):
+            self.uses.add("signals")
             return self.walk_signal(node, iteration, reachable)
         if isinstance(node, Timer):
             return self.walk_timer(node, iteration, reachable)
         if isinstance(node, Loop):
+            self.uses.add("loops")
             return self.walk_loop(node, reachable)
         raise SmithersError(
             "WORKFLOW_INVALID", f"render returned {type(node).__name__}, which is not a node"
@@ -524,6 +531,7 @@ def render(
         task_index=walker.task_index,
         plan=walker.plan,
         name=root.name if isinstance(root, Workflow) else None,
+        uses=frozenset(walker.uses),
     )
 
 

@@ -7,7 +7,10 @@ them once committed.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +35,7 @@ class Tx:
         self.now = now_ms()
         self.events: list[Event] = []
         self.touched: set[str] = set()
+        self._pending: list[tuple[str, dict[str, Any]]] = []
 
     def touch(self, run_id: str) -> None:
         """Mark an outside command on the run, so its owner re-reads its state."""
@@ -42,23 +46,48 @@ class Tx:
         )
         self.touched.add(run_id)
 
-    def emit(self, run_id: str, type_: str, **fields: Any) -> Event:
-        seq = self.conn.execute(
-            sa.update(runs)
-            .where(runs.c.run_id == run_id)
-            .values(last_seq=runs.c.last_seq + 1)
-            .returning(runs.c.last_seq)
-        ).scalar_one()
-        payload = make_payload(run_id, type_, self.now, fields)
-        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        self.conn.execute(
-            sa.insert(events).values(
-                run_id=run_id, seq=seq, timestamp_ms=self.now, type=type_, payload_json=text
-            )
-        )
-        event = Event(run_id, int(seq), self.now, type_, payload)
-        self.events.append(event)
-        return event
+    def emit(self, run_id: str, type_: str, **fields: Any) -> None:
+        """Append an event; seqs are allocated when the transaction is about to commit."""
+        self._pending.append((run_id, make_payload(run_id, type_, self.now, fields)))
+
+    def flush(self) -> None:
+        """Allocate seqs (one bump of `last_seq` per run) and insert the pending events.
+
+        Bumping `last_seq` locks the run's row until commit, so transactions that append
+        to one run commit in seq order and a reader never sees a gap that later fills.
+        """
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for run_id, payload in self._pending:
+            by_run.setdefault(run_id, []).append(payload)
+        self._pending.clear()
+        rows = []
+        for run_id, payloads in by_run.items():
+            last = self.conn.execute(_BUMP_SEQ, {"rid": run_id, "n": len(payloads)}).scalar_one()
+            first = int(last) - len(payloads) + 1
+            for offset, payload in enumerate(payloads):
+                seq = first + offset
+                rows.append(
+                    {
+                        "run_id": run_id,
+                        "seq": seq,
+                        "timestamp_ms": self.now,
+                        "type": payload["type"],
+                        "payload_json": json.dumps(
+                            payload, separators=(",", ":"), ensure_ascii=False
+                        ),
+                    }
+                )
+                self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
+        if rows:
+            self.conn.execute(sa.insert(events), rows)
+
+
+_BUMP_SEQ = (
+    sa.update(runs)
+    .where(runs.c.run_id == sa.bindparam("rid"))
+    .values(last_seq=runs.c.last_seq + sa.bindparam("n"))
+    .returning(runs.c.last_seq)
+)
 
 
 class Store:
@@ -71,6 +100,9 @@ class Store:
         self.output_tables: dict[str, sa.Table] = {}
         self.output_models: dict[str, type[BaseModel]] = {}
         self.output_metadata = sa.MetaData()
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
 
     @property
     def url(self) -> str:
@@ -96,10 +128,14 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """A write transaction; its events are published after commit."""
-        conn = self.engine.connect().execution_options(smithers_write=True)
-        with conn, conn.begin():
-            tx = Tx(conn)
-            yield tx
+        # SQLite has one writer at a time; queueing our own threads on a lock is far
+        # cheaper than letting them meet in SQLite's sleeping busy handler.
+        with self._write_lock:
+            conn = self.engine.connect().execution_options(smithers_write=True)
+            with conn, conn.begin():
+                tx = Tx(conn)
+                yield tx
+                tx.flush()
         self.bus.publish(tx.events)
         if tx.touched:
             self.bus.notify_touched(sorted(tx.touched))
@@ -111,6 +147,18 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_sqlite_locks: dict[str, threading.Lock] = {}
+_sqlite_locks_guard = threading.Lock()
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.Lock:
+    """One lock per SQLite file in this process, shared by every Store on that file."""
+    database = engine.url.database or ":memory:"
+    key = database if database == ":memory:" else os.path.realpath(database)
+    with _sqlite_locks_guard:
+        return _sqlite_locks.setdefault(key, threading.Lock())
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -159,7 +207,7 @@ def create_db_engine(url: str) -> Engine:
             )
         _sqlite_setup(engine)
         return engine
-    return sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_pre_ping=True)
+    return sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
 
 
 def open_store(db: str | Engine | Store, *, bus: EventBus | None = None) -> Store:

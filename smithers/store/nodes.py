@@ -24,29 +24,43 @@ class NodeTables:
     open_signals: list[SignalRecord] = field(default_factory=list)
 
 
-def load_node_tables(conn: Connection, run_id: str) -> NodeTables:
+ALL_PARTS = frozenset({"approvals", "loops", "signals"})
+
+_SELECT_NODES = sa.select(nodes).where(nodes.c.run_id == sa.bindparam("rid"))
+_SELECT_APPROVALS = sa.select(approvals).where(approvals.c.run_id == sa.bindparam("rid"))
+_SELECT_LOOPS = (
+    sa.select(loops.c.loop_id, sa.func.max(loops.c.iteration))
+    .where(loops.c.run_id == sa.bindparam("rid"))
+    .group_by(loops.c.loop_id)
+)
+_SELECT_OPEN_SIGNALS = (
+    sa.select(signals)
+    .where(signals.c.run_id == sa.bindparam("rid"))
+    .where(signals.c.consumed_by_node_id.is_(None))
+    .order_by(signals.c.seq)
+)
+
+
+def load_node_tables(
+    conn: Connection, run_id: str, parts: frozenset[str] = ALL_PARTS
+) -> NodeTables:
+    """Node rows, plus the `parts` (approvals, loops, signals) the workflow uses."""
     found = NodeTables()
-    for row in conn.execute(sa.select(nodes).where(nodes.c.run_id == run_id)):
+    params = {"rid": run_id}
+    for row in conn.execute(_SELECT_NODES, params):
         rec = NodeRecord.from_row(row)
         found.nodes[(rec.node_id, rec.iteration)] = rec
-    for row in conn.execute(sa.select(approvals).where(approvals.c.run_id == run_id)):
-        appr = ApprovalRecord.from_row(row)
-        found.approvals[(appr.node_id, appr.iteration)] = appr
-    for loop_id, iteration in conn.execute(
-        sa.select(loops.c.loop_id, sa.func.max(loops.c.iteration))
-        .where(loops.c.run_id == run_id)
-        .group_by(loops.c.loop_id)
-    ):
-        found.loop_iterations[loop_id] = int(iteration)
-    found.open_signals = [
-        SignalRecord.from_row(r)
-        for r in conn.execute(
-            sa.select(signals)
-            .where(signals.c.run_id == run_id)
-            .where(signals.c.consumed_by_node_id.is_(None))
-            .order_by(signals.c.seq)
-        )
-    ]
+    if "approvals" in parts:
+        for row in conn.execute(_SELECT_APPROVALS, params):
+            appr = ApprovalRecord.from_row(row)
+            found.approvals[(appr.node_id, appr.iteration)] = appr
+    if "loops" in parts:
+        for loop_id, iteration in conn.execute(_SELECT_LOOPS, params):
+            found.loop_iterations[loop_id] = int(iteration)
+    if "signals" in parts:
+        found.open_signals = [
+            SignalRecord.from_row(r) for r in conn.execute(_SELECT_OPEN_SIGNALS, params)
+        ]
     return found
 
 

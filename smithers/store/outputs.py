@@ -121,7 +121,6 @@ def write_output(
     value: BaseModel,
 ) -> None:
     key = {"run_id": run_id, "node_id": node_id, "iteration": iteration}
-    conn.execute(sa.delete(table).where(*[table.c[k] == v for k, v in key.items()]))
     conn.execute(sa.insert(table).values(**key, **row_values(model, value)))
 
 

@@ -56,6 +56,19 @@ def get_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord |
     return None if row is None else RunRecord.from_row(row)
 
 
+_LOCK_OWNERSHIP = (
+    sa.select(runs.c.status, runs.c.runtime_owner_id, runs.c.command_seq)
+    .where(runs.c.run_id == sa.bindparam("rid"))
+    .with_for_update()
+)
+
+
+def lock_ownership(conn: Connection, run_id: str) -> tuple[str, str | None, int] | None:
+    """Lock the run's row and return `(status, owner, command_seq)`."""
+    row = conn.execute(_LOCK_OWNERSHIP, {"rid": run_id}).first()
+    return None if row is None else (row[0], row[1], int(row[2]))
+
+
 def run_exists(conn: Connection, run_id: str) -> bool:
     return conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
 

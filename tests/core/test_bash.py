@@ -1,0 +1,230 @@
+"""`smithers.tools.bash` against real processes: output, failures, sandbox, kill behaviour."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from smithers.errors import SmithersError
+from smithers.tasks import TaskContext, current_task
+from smithers.tools import ToolCommandFailed, bash, bash_async
+from smithers.tools.bash import _netns_prefix
+
+Events = list[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture
+def events() -> Events:
+    return []
+
+
+@pytest.fixture
+def tctx(tmp_path: Path, events: Events) -> Iterator[TaskContext]:
+    """A real task context whose run log is a list."""
+    ctx = TaskContext(
+        run_id="run-1",
+        node_id="node-1",
+        iteration=0,
+        attempt=1,
+        root_dir=str(tmp_path),
+        allow_network=False,
+        emit=lambda type_, **fields: events.append((type_, fields)),
+    )
+    token = current_task.set(ctx)
+    yield ctx
+    current_task.reset(token)
+
+
+def of_type(events: Events, type_: str) -> list[dict[str, Any]]:
+    return [fields for t, fields in events if t == type_]
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Pids still running (zombies excluded) in process group `pgid`."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            alive.append(int(entry))
+    return alive
+
+
+def wait_group_gone(pgid: int, within_s: float = 3.0) -> list[int]:
+    deadline = time.monotonic() + within_s
+    while (alive := live_group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
+def test_echo_returns_stdout_and_streams_events(tctx: TaskContext, events: Events) -> None:
+    out = bash("sh", ["-c", "echo one; echo two >&2; printf three"])
+    assert out == "one\nthree"
+    lines = [(e["text"], e["stream"]) for e in of_type(events, "NodeOutput")]
+    assert sorted(lines) == [("one", "stdout"), ("three", "stdout"), ("two", "stderr")]
+    assert all(e["nodeId"] == "node-1" for e in of_type(events, "NodeOutput"))
+    assert events[0][0] == "ToolCallStarted" and events[-1][0] == "ToolCallFinished"
+    started, finished = events[0][1], events[-1][1]
+    assert started["toolName"] == finished["toolName"] == "bash"
+    assert started["nodeId"] == finished["nodeId"] == "node-1"
+    assert started["toolCallId"] == finished["toolCallId"]
+    assert finished["status"] == "ok"
+
+
+def test_outside_a_task_uses_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert current_task.get() is None
+    monkeypatch.chdir(tmp_path)
+    assert bash("pwd") == f"{tmp_path.resolve()}\n"
+
+
+def test_no_shell_interpretation(tctx: TaskContext) -> None:
+    assert bash("echo", ["$HOME", "a;b", "*"]) == "$HOME a;b *\n"
+
+
+def test_non_zero_exit_raises_with_exit_code(tctx: TaskContext, events: Events) -> None:
+    with pytest.raises(ToolCommandFailed) as info:
+        bash("sh", ["-c", "echo oops >&2; exit 3"])
+    assert info.value.code == "TOOL_COMMAND_FAILED"
+    assert info.value.exit_code == 3
+    assert info.value.details["exitCode"] == 3
+    assert "oops" in info.value.details["stderrTail"]
+    assert of_type(events, "ToolCallFinished")[0]["status"] == "error"
+
+
+def test_missing_program_is_a_command_failure(tctx: TaskContext) -> None:
+    for network in (False, True):
+        with pytest.raises(ToolCommandFailed) as info:
+            bash("smithers-no-such-program", allow_network=network)
+        assert info.value.exit_code == 127
+
+
+def test_timeout_kills_the_process_group(tctx: TaskContext, events: Events) -> None:
+    started = time.monotonic()
+    with pytest.raises(SmithersError) as info:
+        bash("sh", ["-c", "echo $$; sleep 30 & sleep 30"], timeout_ms=300)
+    assert info.value.code == "TOOL_TIMEOUT"
+    assert time.monotonic() - started < 5
+    pgid = int(of_type(events, "NodeOutput")[0]["text"])
+    assert wait_group_gone(pgid) == []
+    assert of_type(events, "ToolCallFinished")[0]["status"] == "error"
+
+
+def test_background_children_do_not_outlive_the_call(tctx: TaskContext) -> None:
+    pgid = int(bash("sh", ["-c", "sleep 30 >/dev/null 2>&1 & echo $$"]))
+    assert wait_group_gone(pgid) == []
+
+
+def test_cwd_inside_root(tctx: TaskContext, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    assert bash("pwd", cwd="sub") == f"{(tmp_path / 'sub').resolve()}\n"
+
+
+def test_cwd_escape_is_refused(tctx: TaskContext, tmp_path: Path, events: Events) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(tmp_path)
+    for cwd in ("../..", "link", str(tmp_path)):
+        with pytest.raises(SmithersError) as info:
+            bash("pwd", cwd=cwd, root_dir=str(root))
+        assert info.value.code == "TOOL_PATH_ESCAPE"
+    finished = of_type(events, "ToolCallFinished")
+    assert [f["status"] for f in finished] == ["error"] * 3
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP listener on the host's 127.0.0.1; yields its port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock.getsockname()[1]
+
+
+def connect_code(port: int) -> list[str]:
+    return ["-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)"]
+
+
+def test_network_is_isolated_by_default(tctx: TaskContext, listener: int) -> None:
+    with pytest.raises(ToolCommandFailed):
+        bash(sys.executable, connect_code(listener))
+
+
+def test_allow_network_reaches_the_host(tctx: TaskContext, listener: int) -> None:
+    bash(sys.executable, connect_code(listener), allow_network=True)
+    tctx.allow_network = True
+    bash(sys.executable, connect_code(listener))
+
+
+def test_loopback_is_up_inside_the_namespace(tctx: TaskContext) -> None:
+    code = (
+        "import socket; s = socket.create_server(('127.0.0.1', 0)); "
+        "socket.create_connection(s.getsockname(), timeout=2); print('ok')"
+    )
+    assert bash(sys.executable, ["-c", code]) == "ok\n"
+
+
+def test_no_namespace_means_no_run(tctx: TaskContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    _netns_prefix.cache_clear()
+    try:
+        with pytest.raises(SmithersError) as info:
+            bash("/bin/echo", ["hi"])
+        assert info.value.code == "TOOL_NETWORK_ISOLATION_UNAVAILABLE"
+    finally:
+        _netns_prefix.cache_clear()
+
+
+def test_output_is_truncated(tctx: TaskContext, events: Events) -> None:
+    code = "import sys; sys.stdout.write('x' * 1_000_000 + '\\n'); sys.stdout.flush()"
+    out = bash(sys.executable, ["-c", code], max_output_bytes=100)
+    assert out == "x" * 100
+    texts = [e["text"] for e in of_type(events, "NodeOutput")]
+    assert texts == ["x" * 100, "[stdout truncated at 100 bytes]"]
+
+
+def test_setting_cancelled_stops_the_command(tctx: TaskContext) -> None:
+    timer = threading.Timer(0.3, tctx.cancelled.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(SmithersError) as info:
+            bash("sleep", ["30"])
+    finally:
+        timer.cancel()
+    assert info.value.code == "TOOL_CANCELLED"
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.anyio
+async def test_bash_async_returns_stdout(tctx: TaskContext) -> None:
+    assert await bash_async("echo", ["hi"]) == "hi\n"
+    with pytest.raises(ToolCommandFailed):
+        await bash_async("false")
+
+
+@pytest.mark.anyio
+async def test_cancelling_bash_async_kills_the_group(tctx: TaskContext, events: Events) -> None:
+    started = time.monotonic()
+    with anyio.move_on_after(0.5) as scope:
+        await bash_async("sh", ["-c", "echo $$; sleep 30"])
+    assert scope.cancelled_caught
+    assert time.monotonic() - started < 3
+    pgid = int(of_type(events, "NodeOutput")[0]["text"])
+    assert wait_group_gone(pgid) == []
+    assert of_type(events, "ToolCallFinished")[0]["status"] == "error"
