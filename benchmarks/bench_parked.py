@@ -20,10 +20,10 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine_runs import drop_schema, pg_store  # noqa: E402
+from bench_engine_runs import drop_schema, pg_store
 
-from smithers import Runtime, Store, approve, load_workflow, open_store  # noqa: E402
-from smithers.queries import get_run  # noqa: E402
+from smithers import Runtime, Store, approve, load_workflow, open_store
+from smithers.queries import get_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,8 +60,10 @@ async def bench(store: Store, runs: int) -> None:
         after = rss_kb()
         assert rt.live_run_ids() == [], "parked runs must hold no driver"
         print(f"parked {runs} runs in {parked_s:.1f} s; live drivers: {len(rt.live_run_ids())}")
-        print(f"RSS before {before} KB, after {after} KB: "
-              f"{(after - before) / runs:.2f} KB per parked run")
+        print(
+            f"RSS before {before} KB, after {after} KB: "
+            f"{(after - before) / runs:.2f} KB per parked run"
+        )
 
         started = time.perf_counter()
         for run_id in ids:

@@ -246,7 +246,7 @@ def send_signal(
         tx.emit(run_id, "SignalReceived", signalName=name, seq=seq, correlationId=correlation_id)
         tx.touch(run_id)
         waiting = nodes_q.nodes_in_states(tx.conn, run_id, ("waiting-event",))
-        if any((n.wait or {}).get("signal") == name for n in waiting):
+        if any(_awaits(n.wait or {}, name, correlation_id) for n in waiting):
             _release_parked(tx, run)
         received_at = tx.now
     return {
@@ -256,6 +256,12 @@ def send_signal(
         "correlationId": correlation_id,
         "receivedAtMs": received_at,
     }
+
+
+def _awaits(wait: dict[str, Any], name: str, correlation_id: str | None) -> bool:
+    """Whether a node waiting with `wait` is resolved by this signal."""
+    wanted = wait.get("correlationId")
+    return wait.get("signal") == name and (wanted is None or wanted == correlation_id)
 
 
 async def signal(

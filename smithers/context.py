@@ -56,7 +56,7 @@ class Ctx:
 
     @property
     def iteration(self) -> int:
-        """The current iteration of the workflow's loop (0 outside loops or before any)."""
+        """The highest iteration any loop has reached (0 before the first loop advances)."""
         iterations = self._tables.loop_iterations
         return max(iterations.values()) if iterations else 0
 

@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -166,7 +165,10 @@ class RunDriver:
                 )
             except Exception as exc:
                 logger.warning("render of run %s failed: %s", self.run_id, exc)
-                await in_thread(self._commit_failure, run.command_seq, error_json(exc))
+                error = error_json(exc)
+                if not isinstance(exc, SmithersError):
+                    error["code"] = "RENDER_FAILED"
+                await in_thread(self._commit_failure, run.command_seq, error)
                 return "failed"
             self.uses = rendered.uses | (self.uses if self._rendered_once else frozenset())
             self._rendered_once = True
@@ -383,6 +385,8 @@ class RunDriver:
                 )
                 node("pending" if data["gate"] else "finished")
                 tx.emit(run_id, "ApprovalAutoApproved", nodeId=node_id, iteration=it)
+                if not data["gate"]:
+                    tx.emit(run_id, "NodeFinished", nodeId=node_id, iteration=it, attempt=0)
         elif kind == "approval-output":
             ref = data["output"]
             approval = nodes_q.get_approval(conn, run_id, node_id, it)
@@ -502,11 +506,6 @@ class RunDriver:
                     model = validate_output(ready.output, value)
                 except Exception as exc:
                     err = error_json(exc)
-                    if isinstance(exc, TimeoutError):
-                        err = {
-                            "code": "TASK_TIMEOUT",
-                            "message": f"task timed out after {ready.task.timeout_ms} ms",
-                        }
                     failures = attempt - abandoned
                     if failures <= ready.task.retries:
                         await in_thread(self._retry, ready, attempt, err)
@@ -547,7 +546,7 @@ class RunDriver:
         self._task_contexts.add(tctx)
         timeout = None if ready.task.timeout_ms is None else ready.task.timeout_ms / 1000
         try:
-            with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            with anyio.move_on_after(timeout):
                 if inspect.iscoroutinefunction(fn):
                     result = await fn(*args)
                 else:
@@ -556,7 +555,8 @@ class RunDriver:
                     )
                     if inspect.isawaitable(result):
                         result = await result
-            return result
+                return result
+            raise SmithersError("TASK_TIMEOUT", f"task timed out after {ready.task.timeout_ms} ms")
         finally:
             # A task that timed out leaves its thread behind: tell its tools to stop.
             tctx.cancelled.set()

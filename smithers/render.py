@@ -153,26 +153,30 @@ class _Walk:
 
     # -- the walk ------------------------------------------------------------------------
 
+    def walk_sequence(
+        self, nodes: list[Node], iteration: int, reachable: bool
+    ) -> tuple[bool, list[dict[str, Any]]]:
+        """Children one after another: each is reached once those before it are done."""
+        done = True
+        frames = []
+        for child in nodes:
+            child_done, frame = self.walk(child, iteration, reachable and done)
+            done = done and child_done
+            frames.append(frame)
+        return done, frames
+
     def walk(self, node: Node, iteration: int, reachable: bool) -> tuple[bool, dict[str, Any]]:
-        if isinstance(node, (Workflow, Sequence)):
-            done = True
-            children = []
-            for child in node.child_nodes():
-                child_done, frame = self.walk(child, iteration, reachable and done)
-                done = done and child_done
-                children.append(frame)
-            props = _props(name=node.name) if isinstance(node, Workflow) else {}
+        if isinstance(node, (Workflow, Sequence, Branch)):
+            done, children = self.walk_sequence(node.child_nodes(), iteration, reachable)
+            if isinstance(node, Workflow):
+                props = _props(name=node.name)
+            elif isinstance(node, Branch):
+                props = _props(cond=bool(node.cond))
+            else:
+                props = {}
             return done, self.element(node, props, children)
         if isinstance(node, Parallel):
             return self.walk_parallel(node, iteration, reachable)
-        if isinstance(node, Branch):
-            done = True
-            children = []
-            for child in node.child_nodes():
-                child_done, frame = self.walk(child, iteration, reachable)
-                done = done and child_done
-                children.append(frame)
-            return done, self.element(node, _props(cond=bool(node.cond)), children)
         if isinstance(node, Task):
             if node.needs_approval:
                 self.uses.add("approvals")
@@ -303,11 +307,7 @@ class _Walk:
             if output is not None and key not in self.outputs.get(output.key, {}):
                 self.plan.actions.append(Action("approval-output", *key, {"output": output}))
                 return False, self.element(node, props, children)
-            done = True
-            for child in node.child_nodes():
-                child_done, frame = self.walk(child, iteration, reachable)
-                done = done and child_done
-                children.append(frame)
+            done, children = self.walk_sequence(node.child_nodes(), iteration, reachable)
             return done, self.element(node, props, children)
         frame = self.element(node, props, children)
         if state in DONE_STATES:
@@ -366,13 +366,14 @@ class _Walk:
         state = None if rec is None else rec.state
         children: list[dict[str, Any]] = []
         if state == "finished" and rec is not None:
-            data = (rec.wait or {}).get("data")
             done = True
             if not (rec.wait or {}).get("timedOut"):
-                for child in self.signal_children(node, data):
-                    child_done, frame = self.walk(child, iteration, reachable)
-                    done = done and child_done
-                    children.append(frame)
+                data = (rec.wait or {}).get("data")
+                if output is not None:
+                    data = self.outputs.get(output.key, {}).get(key, data)
+                done, children = self.walk_sequence(
+                    self.signal_children(node, data), iteration, reachable
+                )
             return done, self.element(node, props, children)
         frame = self.element(node, props, children)
         if state in DONE_STATES:
@@ -465,12 +466,7 @@ class _Walk:
         iteration = self.tables.loop_iterations.get(node.id, 0)
         self.in_loop = True
         try:
-            done = True
-            children = []
-            for child in node.child_nodes():
-                child_done, frame = self.walk(child, iteration, reachable and done)
-                done = done and child_done
-                children.append(frame)
+            done, children = self.walk_sequence(node.child_nodes(), iteration, reachable)
         finally:
             self.in_loop = False
         frame = self.element(

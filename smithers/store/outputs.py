@@ -98,7 +98,8 @@ def row_values(model: type[BaseModel], value: BaseModel) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (_, as_json) in output_columns(model).items():
         field = data.get(name)
-        out[name] = json.dumps(field, separators=(",", ":")) if as_json else field
+        as_text = as_json and field is not None
+        out[name] = json.dumps(field, separators=(",", ":")) if as_text else field
     return out
 
 
