@@ -58,8 +58,10 @@ async def test_parallel_respects_max_concurrency(store: Store) -> None:
 
 async def test_approval_parks_then_approve_resumes(store: Store) -> None:
     wf = load_workflow(EXAMPLES / "approval.py")
-    async with Runtime(store, resolve=lambda run: wf) as rt:
+    mine: set[str] = set()
+    async with Runtime(store, resolve=lambda run: wf if run.run_id in mine else None) as rt:
         run_id = await rt.start(wf, input={"msg": "ship"})
+        mine.add(run_id)
         parked = await rt.wait(run_id)
         assert parked.status == "waiting-approval"
         assert not rt.is_live(run_id)
