@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/smithers up examples/hello.py --input '{"name": "world"}' --db sqlite:///smithers.db
+	$(BIN)/smithers server --root examples --db sqlite:///smithers.db
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -38,6 +38,26 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--resume", action="store_true", help="resume the run given by --run-id")
     up.add_argument("--root", default=".", help="root directory for tools (default: .)")
     up.add_argument("--allow-network", action="store_true", help="let bash reach the network")
+    server = sub.add_parser("server", help="serve the multi-workflow REST API")
+    server.add_argument("--port", type=int, default=7331)
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--db", help="the server's database (URL or SQLite path)")
+    server.add_argument("--root", default=".", help="workflows are loaded from inside this dir")
+    server.add_argument(
+        "--token-env",
+        default="SMITHERS_API_KEY",
+        help="environment variable holding the token (default SMITHERS_API_KEY)",
+    )
+    server.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback bind without a token"
+    )
+    server.add_argument("--allow-network", action="store_true", help="let bash reach the network")
+    server.add_argument("--max-body-bytes", type=int, default=1_048_576)
+    server.add_argument("--headers-timeout", type=int, default=30_000, help="ms")
+    server.add_argument("--request-timeout", type=int, default=60_000, help="ms")
+    server.add_argument("--sse-keepalive", type=int, default=10_000, help="ms")
+    server.add_argument("--log-level", default="warning")
+
     runs = sub.add_parser("runs", help="act on runs in a database")
     actions = runs.add_subparsers(dest="action", required=True)
     for name in ("approve", "deny"):
@@ -102,6 +122,53 @@ def _runs(args: argparse.Namespace) -> int:
             raise SmithersError("RUN_NOT_ACTIVE", f"run {args.run_id} has already ended")
         print(json.dumps({"runId": args.run_id, "status": status}))
     return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from smithers_server import create_app
+
+    from .auth import configured_token
+    from .web.serving import check_bind, uvicorn_config
+
+    token = configured_token(None, args.token_env)
+    check_bind(args.host, token, args.insecure)
+    root = Path(args.root)
+    if not root.is_dir():
+        raise UsageError(f"--root {args.root} is not a directory")
+    app = create_app(
+        db=args.db,
+        root_dir=root,
+        max_body_bytes=args.max_body_bytes,
+        allow_network=args.allow_network,
+        request_timeout=args.request_timeout,
+        sse_keepalive_ms=args.sse_keepalive,
+        insecure=args.insecure,
+        token_env=args.token_env,
+    )
+    config = uvicorn_config(
+        app,
+        host=args.host,
+        port=args.port,
+        headers_timeout_ms=args.headers_timeout,
+        log_level=args.log_level,
+    )
+    server = uvicorn.Server(config)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{args.port}"
+    print(
+        f"smithers server on {url} (root {root.resolve()}, db {args.db or 'none'}, "
+        f"auth {'on' if token else 'off'})",
+        flush=True,
+    )
+    print(
+        f"start a run: curl -X POST {url}/v1/runs -H 'content-type: application/json' "
+        f'-d \'{{"workflowPath": "hello.py", "input": {{"name": "you"}}}}\'',
+        flush=True,
+    )
+    server.run()
+    return 0 if server.started else 1
 
 
 def _read_input(args: argparse.Namespace) -> Any:
@@ -253,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return anyio.run(_up, args)
         if args.command == "runs":
             return _runs(args)
+        if args.command == "server":
+            return _server(args)
     except UsageError as exc:
         print(f"smithers: {exc}", file=sys.stderr)
         return EXIT_USAGE

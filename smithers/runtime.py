@@ -264,6 +264,8 @@ class Runtime:
             return
         if run.status != "running" and not (timer_due and run.status in WAITING_STATUSES):
             return
+        if run.config.get("mirroredFrom"):
+            return
         if run.runtime_owner_id is not None and commands.is_live(run, self.now()):
             return
         try:

@@ -1,3 +1,8 @@
-"""smithers_server: arrives in a later issue."""
+"""smithers_server: the multi-workflow REST server."""
 
-__all__: list[str] = []
+from smithers.web.serving import ServerHandle
+
+from .app import create_app
+from .server import start_server
+
+__all__ = ["ServerHandle", "create_app", "start_server"]

@@ -1,0 +1,231 @@
+"""RunHost: the core service behind the multi-workflow server.
+
+It loads workflows by path inside a root directory, keeps one Store and Runtime per
+database (the server's, and each workflow's own), finds the store a run lives in, and
+mirrors runs of workflows with their own database into the server's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+from sqlalchemy.engine import Engine
+
+from . import commands, queries
+from .definition import SmithersWorkflow
+from .engine import in_thread
+from .errors import SmithersError
+from .loader import load_workflow
+from .mirror import mirror_run
+from .runtime import Runtime
+from .store.base import Store, create_db_engine, open_store
+from .store.records import RunRecord
+
+logger = logging.getLogger("smithers.host")
+
+LOCATED_MAX = 100_000
+
+
+def _not_found(run_id: str) -> SmithersError:
+    return SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
+
+
+class RunHost:
+    """Use as `async with RunHost(db=..., root_dir=...) as host:`."""
+
+    def __init__(
+        self,
+        *,
+        db: str | Engine | Store | None,
+        root_dir: str | os.PathLike[str] = ".",
+        allow_network: bool = False,
+        default_db: str | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.root_dir = Path(root_dir).resolve()
+        self.allow_network = allow_network
+        self.poll_interval = poll_interval
+        self._db = db
+        self.server_store: Store | None = None
+        self._default_db = default_db or f"sqlite:///{self.root_dir / 'smithers.db'}"
+        self._stores: dict[str, Store] = {}
+        self._runtimes: dict[str, Runtime] = {}
+        self._located: OrderedDict[str, Store] = OrderedDict()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stop = anyio.Event()
+        self._lock = anyio.Lock()
+        # Called with each store as it opens (the app hangs its metrics listener there).
+        self.on_open_store: Callable[[Store], None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RunHost:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        if self._db is not None:
+            self.server_store = await self._open(self._db)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._stop.set()
+        assert self._tg is not None
+        await self._tg.__aexit__(None, None, None)
+        self._tg = None
+        for store in self._stores.values():
+            store.close()
+
+    def _key(self, db: str | Engine | Store) -> str:
+        if isinstance(db, Store):
+            return db.url
+        if isinstance(db, Engine):
+            return db.url.render_as_string(hide_password=False)
+        return (
+            create_db_engine(db).url.render_as_string(hide_password=False)
+            if ("://" not in db)
+            else db
+        )
+
+    async def _open(self, db: str | Engine | Store) -> Store:
+        """The store for `db`, with a runtime driving (and adopting) its runs."""
+        key = self._key(db)
+        async with self._lock:
+            found = self._stores.get(key)
+            if found is not None:
+                return found
+            store = await in_thread(open_store, db)
+            ready = anyio.Event()
+            assert self._tg is not None
+            self._tg.start_soon(self._serve_runtime, store, ready)
+            await ready.wait()
+            self._stores[key] = store
+            if self.on_open_store is not None:
+                self.on_open_store(store)
+            return store
+
+    async def _serve_runtime(self, store: Store, ready: anyio.Event) -> None:
+        runtime = Runtime(
+            store,
+            resolve=self._resolve,
+            root_dir=str(self.root_dir),
+            allow_network=self.allow_network,
+            poll_interval=self.poll_interval,
+        )
+        async with runtime:
+            self._runtimes[store.url] = runtime
+            ready.set()
+            await self._stop.wait()
+
+    def stores(self) -> list[Store]:
+        return list(self._stores.values())
+
+    def runtime(self, store: Store) -> Runtime:
+        return self._runtimes[store.url]
+
+    # -- workflows -------------------------------------------------------------------------
+
+    def load(self, path: str) -> SmithersWorkflow:
+        """Load a workflow by path inside the root (symlinks resolved), cached by content."""
+        return load_workflow(path, self.root_dir)
+
+    def _resolve(self, run: RunRecord) -> SmithersWorkflow | None:
+        if not run.workflow_path:
+            return None
+        try:
+            return load_workflow(run.workflow_path, self.root_dir)
+        except SmithersError as exc:
+            logger.warning("cannot resume run %s: %s", run.run_id, exc.message)
+            return None
+
+    async def store_for(self, workflow: SmithersWorkflow) -> Store:
+        if workflow.db is not None:
+            return await self._open(workflow.db)
+        if self.server_store is not None:
+            return self.server_store
+        return await self._open(self._default_db)
+
+    # -- finding runs ----------------------------------------------------------------------
+
+    def _remember(self, run_id: str, store: Store) -> None:
+        self._located[run_id] = store
+        self._located.move_to_end(run_id)
+        while len(self._located) > LOCATED_MAX:
+            self._located.popitem(last=False)
+
+    def locate(self, run_id: str) -> Store | None:
+        """The store a run lives in (its own db first, then the server's), or None."""
+        store = self._located.get(run_id)
+        if store is not None:
+            return store
+        for candidate in [*self._stores.values()]:
+            if queries.get_run(candidate, run_id) is not None:
+                if candidate is not self.server_store:
+                    self._remember(run_id, candidate)
+                return candidate
+        return None
+
+    async def find(self, run_id: str) -> Store:
+        store = await in_thread(self.locate, run_id)
+        if store is None:
+            raise _not_found(run_id)
+        return store
+
+    def require_server_store(self) -> Store:
+        if self.server_store is None:
+            raise SmithersError("DB_NOT_CONFIGURED", "this server has no database of its own")
+        return self.server_store
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: SmithersWorkflow,
+        *,
+        input: Any,
+        run_id: str | None,
+        config: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
+    ) -> str:
+        store = await self.store_for(workflow)
+        if run_id is not None and await in_thread(self.locate, run_id) is not None:
+            raise SmithersError(
+                "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
+            )
+        started = await self.runtime(store).start(
+            workflow, input=input, run_id=run_id, config=config, auth=auth
+        )
+        self._after_start(started, store)
+        return started
+
+    def _after_start(self, run_id: str, store: Store) -> None:
+        if store is not self.server_store:
+            self._remember(run_id, store)
+            if self.server_store is not None and self._tg is not None:
+                self._tg.start_soon(mirror_run, store, self.server_store, run_id)
+
+    async def resume(self, run_id: str, workflow: SmithersWorkflow | None = None) -> str:
+        """Continue a run: `"resumed"`, or `"running"` when it is live already."""
+        store = await self.find(run_id)
+        run = queries.get_run(store, run_id)
+        if run is None:
+            raise _not_found(run_id)
+        runtime = self.runtime(store)
+        if runtime.is_live(run_id) or commands.is_live(run, runtime.now()):
+            return "running"
+        if workflow is None:
+            if not run.workflow_path:
+                raise SmithersError(
+                    "WORKFLOW_LOAD_FAILED",
+                    "the run records no workflow path",
+                    {"reason": "no workflow path"},
+                )
+            workflow = self.load(run.workflow_path)
+        await runtime.resume(run_id, workflow)
+        self._after_start(run_id, store)
+        return "resumed"

@@ -1,0 +1,83 @@
+"""Building an app the way all three are built: error envelope everywhere, guard, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from ..errors import SmithersError
+from ..metrics import CONTENT_TYPE, Metrics
+from .guard import GuardMiddleware
+from .responses import JSONResponse, error, error_response
+
+logger = logging.getLogger("smithers.web")
+
+
+async def _smithers_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SmithersError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        refusal = SmithersError("METHOD_NOT_ALLOWED", "Method not allowed")
+        return error_response(refusal, {"allow": allow})
+    if exc.status_code == 404:
+        return error("NOT_FOUND", "Route not found")
+    return error("INVALID_REQUEST", str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.error(
+        "unhandled error",
+        extra={"path": request.url.path, "method": request.method},
+        exc_info=exc,
+    )
+    return error("SERVER_ERROR", "internal server error")
+
+
+def health(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Response]:
+    def endpoint(request: Request) -> Response:
+        return Response(metrics.exposition(), headers={"content-type": CONTENT_TYPE})
+
+    return endpoint
+
+
+def build_app(
+    routes: Sequence[BaseRoute],
+    *,
+    token: str | None,
+    host_guard: bool,
+    metrics: Metrics | None,
+    lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
+) -> Starlette:
+    return Starlette(
+        routes=list(routes),
+        middleware=[
+            Middleware(GuardMiddleware, token=token, host_guard=host_guard, metrics=metrics)
+        ],
+        exception_handlers={
+            SmithersError: _smithers_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+
+
+__all__ = ["build_app", "health", "metrics_endpoint"]

@@ -1,0 +1,49 @@
+"""Typed access to request fields and query parameters, each error a 400 naming the field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from ..errors import SmithersError
+
+T = TypeVar("T")
+
+_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object"}
+
+
+def invalid(field: str, message: str) -> SmithersError:
+    return SmithersError("INVALID_REQUEST", message, {"field": field})
+
+
+def body_field(
+    body: dict[str, Any], name: str, kind: type[T], default: T | None = None
+) -> T | None:
+    """`body[name]` when present and of `kind` (bool is not an int), else `default`."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise invalid(name, f"{name} must be {_NAMES.get(kind, kind.__name__)}")
+    return value
+
+
+def query_int(
+    params: Any,
+    name: str,
+    default: int | None,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, f"{name} must be an integer") from None
+    if minimum is not None and value < minimum:
+        raise invalid(name, f"{name} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise invalid(name, f"{name} must be at most {maximum}")
+    return value

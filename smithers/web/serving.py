@@ -1,0 +1,148 @@
+"""Serving an app with uvicorn: in a background thread (a handle) or in the foreground.
+
+uvicorn bounds idle keep-alive connections but not a client that sends its request
+headers slowly; `SlowHeadersProtocol` closes a connection whose headers have not all
+arrived `headers_timeout` after it opened (or after its previous response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ..errors import SmithersError
+
+
+class SlowHeadersProtocol(H11Protocol):
+    headers_timeout: float = 30.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._headers_timer: asyncio.TimerHandle | None = None
+        self._arm_headers_timer()
+
+    def _arm_headers_timer(self) -> None:
+        self._cancel_headers_timer()
+        self._headers_timer = self.loop.call_later(self.headers_timeout, self._headers_late)
+
+    def _cancel_headers_timer(self) -> None:
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+            self._headers_timer = None
+
+    def _headers_late(self) -> None:
+        self._headers_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not before:
+            self._cancel_headers_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_headers_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_headers_timer()
+        super().connection_lost(exc)
+
+
+def protocol_with_timeout(headers_timeout_s: float) -> type[SlowHeadersProtocol]:
+    return type(
+        "SmithersH11Protocol", (SlowHeadersProtocol,), {"headers_timeout": headers_timeout_s}
+    )
+
+
+def is_loopback_bind(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None, insecure: bool) -> None:
+    if token is None and not is_loopback_bind(host) and not insecure:
+        raise SmithersError(
+            "INVALID_REQUEST",
+            f"refusing to serve {host} without a token: set one or pass insecure=True",
+        )
+
+
+def uvicorn_config(
+    app: Any, *, host: str, port: int, headers_timeout_ms: int, log_level: str = "warning"
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_with_timeout(headers_timeout_ms / 1000),
+        ws="none",
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=5,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+
+
+@dataclass
+class ServerHandle:
+    """A server listening in a background thread."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        """Stop accepting, drain, run the app's shutdown, and join the thread."""
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve_in_thread(config: uvicorn.Config, startup_timeout: float = 30.0) -> ServerHandle:
+    """Start uvicorn in a thread and return once the socket is bound (port 0: a free one)."""
+    server = uvicorn.Server(config)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # reported to the caller below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="smithers-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if failure or not thread.is_alive():
+            raise SmithersError("SERVER_ERROR", f"server failed to start: {failure or 'exited'}")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise SmithersError("SERVER_ERROR", "server did not start in time")
+        time.sleep(0.01)
+    port = config.port
+    for srv in getattr(server, "servers", []):
+        for sock in srv.sockets:
+            port = sock.getsockname()[1]
+            break
+    return ServerHandle(server, thread, config.host, port)

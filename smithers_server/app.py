@@ -1,0 +1,97 @@
+"""create_app: the multi-workflow REST server as a Starlette app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smithers.auth import configured_token
+from smithers.host import RunHost
+from smithers.metrics import Metrics
+from smithers.store.base import Store
+from smithers.web.app import build_app, health, metrics_endpoint
+from smithers.web.body import DEFAULT_MAX_BODY_BYTES
+from smithers.web.responses import JSONResponse
+
+from . import decisions, runs
+from .context import ServerContext
+from .openapi import openapi_document
+
+
+def create_app(
+    db: str | Engine | Store | None = None,
+    auth_token: str | None = None,
+    root_dir: str | os.PathLike[str] = ".",
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    allow_network: bool = False,
+    *,
+    request_timeout: int = 60_000,
+    sse_keepalive_ms: int = 10_000,
+    metrics: bool = True,
+    insecure: bool = False,
+    token_env: str = "SMITHERS_API_KEY",
+    poll_interval: float = 1.0,
+) -> Starlette:
+    """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
+
+    Without a token (argument or `token_env`), requests must carry a loopback Host and
+    Origin (a DNS-rebinding guard) unless `insecure=True`.
+    """
+    token = configured_token(auth_token, token_env)
+    host = RunHost(
+        db=db, root_dir=root_dir, allow_network=allow_network, poll_interval=poll_interval
+    )
+    app_metrics = Metrics() if metrics else None
+    ctx = ServerContext(
+        host=host,
+        max_body_bytes=max_body_bytes,
+        request_timeout_s=request_timeout / 1000,
+        keepalive_s=sse_keepalive_ms / 1000,
+        metrics=app_metrics,
+    )
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    listeners: list[tuple[Store, object]] = []
+
+    def watch(store: Store) -> None:
+        if app_metrics is not None:
+            listeners.append((store, store.bus.add_listener(app_metrics.observe_event)))
+
+    host.on_open_store = watch
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with host:
+            try:
+                yield
+            finally:
+                for store, listener in listeners:
+                    store.bus.remove_listener(listener)
+                listeners.clear()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        *runs.routes(ctx),
+        *decisions.routes(ctx),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    if app_metrics is not None:
+        routes.append(Route("/metrics", metrics_endpoint(app_metrics), methods=["GET"]))
+    app = build_app(
+        routes,
+        token=token,
+        host_guard=token is None and not insecure,
+        metrics=app_metrics,
+        lifespan=lifespan,
+    )
+    app.state.smithers = ctx
+    return app

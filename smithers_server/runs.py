@@ -1,0 +1,138 @@
+"""Routes of the run resource: start, list, read, resume, cancel, events, frames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smithers import commands, queries
+from smithers.engine import in_thread
+from smithers.errors import SmithersError
+from smithers.subscriptions import subscribe
+from smithers.web.params import body_field, invalid, query_int
+from smithers.web.responses import JSONResponse
+from smithers.web.sse import EventStreamResponse
+
+from .context import RUN_ID, ServerContext
+
+
+def _config(body: dict[str, Any]) -> dict[str, Any] | None:
+    config = body_field(body, "config", dict)
+    if config is None:
+        return None
+    limit = config.get("maxConcurrency")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise invalid("config.maxConcurrency", "config.maxConcurrency must be an integer > 0")
+    return {"maxConcurrency": limit} if limit is not None else {}
+
+
+def routes(ctx: ServerContext) -> list[Route]:
+    host = ctx.host
+
+    async def start_run(request: Request) -> Response:
+        body = await ctx.body(request)
+        path = body_field(body, "workflowPath", str)
+        if not path:
+            raise invalid("workflowPath", "workflowPath is required")
+        run_input = body.get("input", {})
+        if run_input is None:
+            run_input = {}
+        if not isinstance(run_input, dict):
+            raise invalid("input", "input must be an object")
+        run_id = body_field(body, "runId", str)
+        resume = body_field(body, "resume", bool, False)
+        config = _config(body)
+        if run_id is not None and not RUN_ID.match(run_id):
+            raise invalid("runId", "runId must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+        if resume and run_id is None:
+            raise SmithersError("RUN_ID_REQUIRED", "resume needs a runId")
+        workflow = await in_thread(host.load, path)
+        if resume:
+            assert run_id is not None
+            if await host.resume(run_id, workflow) == "running":
+                raise SmithersError(
+                    "RUN_IN_PROGRESS", f"run {run_id!r} is running", {"runId": run_id}
+                )
+            return JSONResponse({"runId": run_id})
+        started = await host.start(workflow, input=run_input, run_id=run_id, config=config)
+        return JSONResponse({"runId": started})
+
+    async def list_runs(request: Request) -> Response:
+        store = host.require_server_store()
+        limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
+        assert limit is not None
+        status = request.query_params.get("status") or None
+        workflow = request.query_params.get("workflow") or None
+        found = await in_thread(
+            queries.list_runs, store, limit=limit, status=status, workflow=workflow
+        )
+        return JSONResponse({"runs": found})
+
+    async def runs_collection(request: Request) -> Response:
+        return await (start_run if request.method == "POST" else list_runs)(request)
+
+    async def get_run(request: Request) -> Response:
+        run_id, store = await ctx.run_store(request)
+        view = await in_thread(queries.run_view, store, run_id)
+        if view is None:
+            raise SmithersError("NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
+        return JSONResponse(view)
+
+    async def resume_run(request: Request) -> Response:
+        run_id = request.path_params["runId"]
+        body = await ctx.body(request)
+        path = body_field(body, "workflowPath", str)
+        await ctx.run_store(request, "RUN_NOT_FOUND")
+        workflow = await in_thread(host.load, path) if path else None
+        if await host.resume(run_id, workflow) == "running":
+            return JSONResponse({"runId": run_id, "status": "running"})
+        return JSONResponse({"runId": run_id})
+
+    async def cancel_run(request: Request) -> Response:
+        run_id, store = await ctx.run_store(request)
+        if await in_thread(commands.cancel_run, store, run_id) == "already-terminal":
+            raise SmithersError(
+                "RUN_NOT_ACTIVE", f"run {run_id!r} has already ended", {"runId": run_id}
+            )
+        return JSONResponse({"runId": run_id, "status": "cancelled"})
+
+    async def events(request: Request) -> Response | EventStreamResponse:
+        run_id, store = await ctx.run_store(request)
+        after = query_int(request.query_params, "afterSeq", -1)
+        assert after is not None
+        last_id = request.headers.get("last-event-id")
+        if last_id is not None:
+            try:
+                after = max(after, int(last_id))
+            except ValueError:
+                raise invalid("Last-Event-ID", "Last-Event-ID must be an integer") from None
+        runtime = host.runtime(store)
+        metrics = ctx.metrics
+        return EventStreamResponse(
+            subscribe(store, run_id, after, is_local=lambda: runtime.is_live(run_id)),
+            keepalive_s=ctx.keepalive_s,
+            on_open=metrics.sse_subscribers.inc if metrics else None,
+            on_close=metrics.sse_subscribers.dec if metrics else None,
+        )
+
+    async def frames(request: Request) -> Response:
+        run_id, store = await ctx.run_store(request)
+        limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
+        after = query_int(request.query_params, "afterFrameNo", None)
+        assert limit is not None
+        found = await in_thread(
+            queries.list_frames, store, run_id, limit=limit, after_frame_no=after
+        )
+        return JSONResponse(found)
+
+    return [
+        Route("/v1/runs", runs_collection, methods=["GET", "POST"]),
+        Route("/v1/runs/{runId}", get_run, methods=["GET"]),
+        Route("/v1/runs/{runId}/resume", resume_run, methods=["POST"]),
+        Route("/v1/runs/{runId}/cancel", cancel_run, methods=["POST"]),
+        Route("/v1/runs/{runId}/events", events, methods=["GET"]),
+        Route("/v1/runs/{runId}/frames", frames, methods=["GET"]),
+    ]
