@@ -47,7 +47,7 @@ class EventStreamResponse:
         await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
         if self.on_open:
             self.on_open()
-        sender, receiver = anyio.create_memory_object_stream[Event | None](64)
+        sender, receiver = anyio.create_memory_object_stream[Event](64)
         try:
             async with anyio.create_task_group() as tg:
 
@@ -65,12 +65,12 @@ class EventStreamResponse:
                 tg.start_soon(watch_disconnect)
                 async with receiver:
                     while True:
-                        with anyio.move_on_after(self.keepalive_s) as idle:
+                        body = b": keep-alive\n\n"
+                        with anyio.move_on_after(self.keepalive_s):
                             try:
-                                event = await receiver.receive()
+                                body = frame(await receiver.receive())
                             except anyio.EndOfStream:
                                 break
-                        body = b": keep-alive\n\n" if idle.cancelled_caught else frame(event)
                         await send({"type": "http.response.body", "body": body, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 tg.cancel_scope.cancel()
