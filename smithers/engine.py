@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,13 +15,12 @@ import anyio
 from .context import Ctx, OutputCache
 from .definition import SmithersWorkflow
 from .errors import SmithersError, error_json
-from .render import Action, ReadyTask, Rendered, render, validate_output
+from .render import Action, Plan, ReadyTask, render, validate_output
 from .store import log as log_q
 from .store import nodes as nodes_q
 from .store import outputs as outputs_q
 from .store import runs as runs_q
 from .store.base import Store, Tx
-from .store.nodes import NodeTables
 from .store.records import RunRecord, dumps
 from .tasks import TaskContext, current_task
 
@@ -42,9 +41,13 @@ class RunLost(Exception):
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    run: RunRecord | None
-    tables: NodeTables
+class Step:
+    """What one render committed: the run's outcome, or tasks to start and what next."""
+
+    outcome: str | None
+    starts: list[ReadyTask] = field(default_factory=list)
+    changed: bool = False
+    next_fire_ms: int | None = None
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -66,7 +69,11 @@ def ensure_output_tables(store: Store, workflow: SmithersWorkflow) -> None:
 class RunDriver:
     """The engine of one run in the process that owns it."""
 
-    def __init__(self, runtime: Runtime, workflow: SmithersWorkflow, run_id: str) -> None:
+    def __init__(
+        self, runtime: Runtime, workflow: SmithersWorkflow, run_id: str, *, fresh: bool = False
+    ) -> None:
+        # A fresh run (just created) has no outputs or frames to load.
+        self.fresh = fresh
         self.runtime = runtime
         self.store = runtime.store
         self.owner_id = runtime.owner_id
@@ -102,7 +109,10 @@ class RunDriver:
 
     async def drive(self) -> str:
         """Drive until the run finishes, fails, parks or is lost; return its status."""
-        await in_thread(self._load)
+        if self.fresh:
+            ensure_output_tables(self.store, self.workflow)
+        else:
+            await in_thread(self._load)
         outcome = "lost"
         with anyio.CancelScope() as scope:
             self._scope = scope
@@ -133,125 +143,80 @@ class RunDriver:
         with self.store.read() as conn:
             return runs_q.get_run(conn, self.run_id)
 
-    def _snapshot(self) -> Snapshot:
-        with self.store.read() as conn:
-            run = runs_q.get_run(conn, self.run_id)
-            tables = nodes_q.load_node_tables(conn, self.run_id, self.uses)
-        return Snapshot(run, tables)
-
     async def _loop(self, tg: anyio.abc.TaskGroup) -> str:
         while True:
             self._wake.clear()
-            snap = await in_thread(self._snapshot)
-            run = snap.run
+            step = await in_thread(self._step)
+            if step.outcome is not None:
+                return step.outcome
+            for ready in step.starts:
+                tg.start_soon(self._run_task, ready)
+            if step.changed:
+                continue
+            timeout = None
+            if step.next_fire_ms is not None:
+                timeout = max(0.0, (step.next_fire_ms - self.runtime.now()) / 1000)
+            with anyio.move_on_after(timeout):
+                await self._wake.wait()
+
+    # -- one transaction per render --------------------------------------------------------
+
+    def _lock(self, tx: Tx) -> None:
+        """Lock the run's row, or raise RunLost when the run is not ours to drive."""
+        found = runs_q.lock_ownership(tx.conn, self.run_id)
+        if found is None or found[0] != "running" or found[1] != self.owner_id:
+            raise RunLost(self.run_id)
+
+    def _step(self) -> Step:
+        """Read the run's state, render, and commit what follows, holding the run's row.
+
+        Holding the row from read to write is what keeps outside commands (which lock it
+        too) from slipping between the state a render saw and what it commits.
+        """
+        applied: list[tuple[str, str, int, Any]] = []
+        new_frame: tuple[int, str] | None = None
+        with self.store.write() as tx:
+            run = runs_q.get_run(tx.conn, self.run_id, lock=True)
             if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
-                return "lost" if run is None else run.status
-            now = self.runtime.now()
+                return Step("lost" if run is None else run.status)
+            tables = nodes_q.load_node_tables(tx.conn, self.run_id, self.uses)
             ctx = Ctx(
                 workflow=self.workflow,
                 run_id=self.run_id,
                 input=run.input,
                 auth=run.auth,
                 outputs=self.outputs,
-                tables=snap.tables,
+                tables=tables,
             )
             try:
                 rendered = render(
-                    self.workflow,
-                    partial(self.workflow.render, ctx),
-                    snap.tables,
-                    self.outputs,
-                    now,
+                    self.workflow, partial(self.workflow.render, ctx), tables, self.outputs, tx.now
                 )
             except Exception as exc:
                 logger.warning("render of run %s failed: %s", self.run_id, exc)
                 error = error_json(exc)
                 if not isinstance(exc, SmithersError):
                     error["code"] = "RENDER_FAILED"
-                await in_thread(self._commit_failure, run.command_seq, error)
-                return "failed"
+                self._end_run(tx, "failed", error)
+                return Step("failed")
             self.uses = rendered.uses | (self.uses if self._rendered_once else frozenset())
             self._rendered_once = True
             plan = rendered.plan
-            paused = run.pause_requested_at_ms is not None
-            limit = run.config.get("maxConcurrency")
-            starts: list[ReadyTask] = []
-            if not paused and not plan.failed:
-                starts = plan.ready
-                if isinstance(limit, int) and limit > 0:
-                    starts = starts[: max(0, limit - plan.running)]
-            changes = [a for a in plan.actions if a.kind != "pending"]
-            outcome: str | None = None
-            if plan.failed:
-                outcome = "failed"
-            elif plan.done:
-                outcome = "finished"
-            elif not starts and plan.running == 0 and not changes:
-                if paused:
-                    outcome = "paused"
-                elif plan.waiting:
-                    kinds = {kind for kind, _, _ in plan.waiting}
-                    outcome = "waiting-" + next(k for k in PARK_PRIORITY if k in kinds)
-                else:
-                    plan.failed.append(
-                        ("", 0, {"code": "NO_PROGRESS", "message": "no node can make progress"})
-                    )
-                    outcome = "failed"
-            committed = await in_thread(self._commit, run.command_seq, rendered, starts, outcome)
-            if not committed:
-                continue
-            if outcome is not None:
-                return outcome
-            for ready in starts:
-                tg.start_soon(self._run_task, ready)
-            if changes:
-                continue
-            timeout = None
-            if plan.next_fire_ms is not None:
-                timeout = max(0.0, (plan.next_fire_ms - self.runtime.now()) / 1000)
-            with anyio.move_on_after(timeout):
-                await self._wake.wait()
-
-    # -- one transaction per render --------------------------------------------------------
-
-    def _lock(self, tx: Tx) -> int:
-        """Lock the run's row; its `command_seq`, or RunLost when the run is not ours."""
-        found = runs_q.lock_ownership(tx.conn, self.run_id)
-        if found is None or found[0] != "running" or found[1] != self.owner_id:
-            raise RunLost(self.run_id)
-        return found[2]
-
-    def _commit(
-        self,
-        command_seq: int,
-        rendered: Rendered,
-        starts: list[ReadyTask],
-        outcome: str | None,
-    ) -> bool:
-        plan = rendered.plan
-        with self.store.write() as tx:
-            if self._lock(tx) != command_seq:
-                return False
+            starts, outcome = self._decide(run, plan)
             if self.frame is None or self.frame[1] != rendered.frame_hash:
-                frame_no = 0 if self.frame is None else self.frame[0] + 1
+                new_frame = (0 if self.frame is None else self.frame[0] + 1, rendered.frame_hash)
                 log_q.insert_frame(
                     tx.conn,
                     self.run_id,
-                    frame_no,
+                    new_frame[0],
                     now=tx.now,
                     xml_json=rendered.frame_text,
                     xml_hash=rendered.frame_hash,
                     mounted_task_ids_json=dumps(rendered.mounted_task_ids),
                     task_index_json=dumps(rendered.task_index),
                 )
-                tx.emit(
-                    self.run_id, "FrameCommitted", frameNo=frame_no, xmlHash=rendered.frame_hash
-                )
-                new_frame: tuple[int, str] | None = (frame_no, rendered.frame_hash)
-            else:
-                new_frame = None
+                tx.emit(self.run_id, "FrameCommitted", frameNo=new_frame[0], xmlHash=new_frame[1])
             frame_no = new_frame[0] if new_frame else self.frame_no
-            applied: list[tuple[str, str, int, Any]] = []
             for action in plan.actions:
                 self._apply(tx, action, frame_no, applied)
             for ready in starts:
@@ -278,12 +243,32 @@ class RunDriver:
             self.frame = new_frame
             self.frame_no = new_frame[0]
         self._remember(applied)
-        return True
+        changed = any(a.kind != "pending" for a in plan.actions)
+        return Step(outcome, starts, changed, plan.next_fire_ms)
 
-    def _commit_failure(self, command_seq: int, error: Any) -> None:
-        with self.store.write() as tx:
-            self._lock(tx)
-            self._end_run(tx, "failed", error)
+    @staticmethod
+    def _decide(run: RunRecord, plan: Plan) -> tuple[list[ReadyTask], str | None]:
+        """Which ready tasks to start, and whether the run ends or parks now."""
+        paused = run.pause_requested_at_ms is not None
+        starts: list[ReadyTask] = []
+        if not paused and not plan.failed:
+            starts = plan.ready
+            limit = run.config.get("maxConcurrency")
+            if isinstance(limit, int) and limit > 0:
+                starts = starts[: max(0, limit - plan.running)]
+        if plan.failed:
+            return [], "failed"
+        if plan.done:
+            return [], "finished"
+        if starts or plan.running or any(a.kind != "pending" for a in plan.actions):
+            return starts, None
+        if paused:
+            return [], "paused"
+        if plan.waiting:
+            kinds = {kind for kind, _, _ in plan.waiting}
+            return [], "waiting-" + next(k for k in PARK_PRIORITY if k in kinds)
+        plan.failed.append(("", 0, {"code": "NO_PROGRESS", "message": "no node can progress"}))
+        return [], "failed"
 
     def _end_run(self, tx: Tx, status: str, error: Any) -> None:
         for rec in nodes_q.nodes_in_states(tx.conn, self.run_id, ("in-progress",)):

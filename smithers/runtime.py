@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+from sqlalchemy.exc import IntegrityError
 
 from . import commands
 from .clock import now_ms
@@ -143,7 +144,7 @@ class Runtime:
             ) from exc
         run_id = run_id or commands.generate_run_id()
         await in_thread(self._create, workflow, run_id, value, config or {}, auth)
-        self._spawn(workflow, run_id)
+        self._spawn(workflow, run_id, fresh=True)
         return run_id
 
     def _create(
@@ -155,11 +156,22 @@ class Runtime:
         auth: dict[str, Any] | None,
     ) -> None:
         ensure_output_tables(self.store, workflow)
+        try:
+            self._insert(workflow, run_id, input, config, auth)
+        except IntegrityError:
+            raise SmithersError(
+                "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
+            ) from None
+
+    def _insert(
+        self,
+        workflow: SmithersWorkflow,
+        run_id: str,
+        input: Any,
+        config: dict[str, Any],
+        auth: dict[str, Any] | None,
+    ) -> None:
         with self.store.write() as tx:
-            if runs_q.run_exists(tx.conn, run_id):
-                raise SmithersError(
-                    "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
-                )
             runs_q.insert_run(
                 tx.conn,
                 run_id=run_id,
@@ -201,10 +213,10 @@ class Runtime:
             raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
         return RunResult(run_id, run.status, run.error, run_outputs(self.store, run_id))
 
-    def _spawn(self, workflow: SmithersWorkflow, run_id: str) -> None:
+    def _spawn(self, workflow: SmithersWorkflow, run_id: str, *, fresh: bool = False) -> None:
         if self._tg is None:
             raise RuntimeError("the Runtime is not running: use `async with Runtime(...)`")
-        live = _Live(RunDriver(self, workflow, run_id))
+        live = _Live(RunDriver(self, workflow, run_id, fresh=fresh))
         self._live[run_id] = live
         self._tg.start_soon(self._drive, live)
 

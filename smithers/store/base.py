@@ -79,9 +79,10 @@ class Tx:
                 )
                 self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
         if rows:
-            self.conn.execute(sa.insert(events), rows)
+            self.conn.execute(_INSERT_EVENT, rows if len(rows) > 1 else rows[0])
 
 
+_INSERT_EVENT = sa.insert(events)
 _BUMP_SEQ = (
     sa.update(runs)
     .where(runs.c.run_id == sa.bindparam("rid"))

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import statements
 from .records import ApprovalRecord, NodeRecord, SignalRecord, dumps
 from .schema import approvals, attempts, loops, nodes, runs, signals
 
@@ -91,29 +92,21 @@ def upsert_node(
     if "error" in values:
         error = values.pop("error")
         values["error_json"] = None if error is None else dumps(error)
-    updated = conn.execute(
-        sa.update(nodes)
-        .where(nodes.c.run_id == run_id, nodes.c.node_id == node_id, nodes.c.iteration == iteration)
-        .values(state=state, updated_at_ms=now, **values)
-    )
-    if updated.rowcount == 0:
-        conn.execute(
-            sa.insert(nodes).values(
-                run_id=run_id,
-                node_id=node_id,
-                iteration=iteration,
-                state=state,
-                updated_at_ms=now,
-                first_frame_no=frame_no,
-                **values,
-            )
-        )
+    key = {"run_id": run_id, "node_id": node_id, "iteration": iteration}
+    changes = {"state": state, "updated_at_ms": now, **values}
+    if statements.update(conn, "_smithers_nodes", key, changes).rowcount == 0:
+        statements.insert(conn, "_smithers_nodes", {**key, **changes, "first_frame_no": frame_no})
+
+
+_NODES_IN_STATES = (
+    sa.select(nodes)
+    .where(nodes.c.run_id == sa.bindparam("rid"))
+    .where(nodes.c.state.in_(sa.bindparam("states", expanding=True)))
+)
 
 
 def nodes_in_states(conn: Connection, run_id: str, states: tuple[str, ...]) -> list[NodeRecord]:
-    rows = conn.execute(
-        sa.select(nodes).where(nodes.c.run_id == run_id).where(nodes.c.state.in_(states))
-    )
+    rows = conn.execute(_NODES_IN_STATES, {"rid": run_id, "states": list(states)})
     return [NodeRecord.from_row(r) for r in rows]
 
 
@@ -129,15 +122,17 @@ def node_summary(conn: Connection, run_id: str) -> dict[str, int]:
 def insert_attempt(
     conn: Connection, run_id: str, node_id: str, iteration: int, attempt: int, now: int
 ) -> None:
-    conn.execute(
-        sa.insert(attempts).values(
-            run_id=run_id,
-            node_id=node_id,
-            iteration=iteration,
-            attempt=attempt,
-            state="in-progress",
-            started_at_ms=now,
-        )
+    statements.insert(
+        conn,
+        "_smithers_attempts",
+        {
+            "run_id": run_id,
+            "node_id": node_id,
+            "iteration": iteration,
+            "attempt": attempt,
+            "state": "in-progress",
+            "started_at_ms": now,
+        },
     )
 
 
@@ -152,15 +147,15 @@ def finish_attempt(
     now: int,
     error: Any = None,
 ) -> None:
-    conn.execute(
-        sa.update(attempts)
-        .where(
-            attempts.c.run_id == run_id,
-            attempts.c.node_id == node_id,
-            attempts.c.iteration == iteration,
-            attempts.c.attempt == attempt,
-        )
-        .values(state=state, finished_at_ms=now, error_json=None if error is None else dumps(error))
+    statements.update(
+        conn,
+        "_smithers_attempts",
+        {"run_id": run_id, "node_id": node_id, "iteration": iteration, "attempt": attempt},
+        {
+            "state": state,
+            "finished_at_ms": now,
+            "error_json": None if error is None else dumps(error),
+        },
     )
 
 

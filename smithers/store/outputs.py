@@ -122,7 +122,7 @@ def write_output(
     value: BaseModel,
 ) -> None:
     key = {"run_id": run_id, "node_id": node_id, "iteration": iteration}
-    conn.execute(sa.insert(table).values(**key, **row_values(model, value)))
+    conn.execute(table.insert(), {**key, **row_values(model, value)})
 
 
 def read_outputs(

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import statements
 from .records import TERMINAL_STATUSES, RunRecord, dumps
 from .schema import runs
 
@@ -28,8 +29,10 @@ def insert_run(
     auth: dict[str, Any] | None,
     parent_run_id: str | None = None,
 ) -> None:
-    conn.execute(
-        sa.insert(runs).values(
+    statements.insert(
+        conn,
+        "_smithers_runs",
+        dict(
             run_id=run_id,
             parent_run_id=parent_run_id,
             workflow_name=workflow_name,
@@ -44,15 +47,16 @@ def insert_run(
             config_json=dumps(config),
             auth_json=None if auth is None else dumps(auth),
             last_seq=-1,
-        )
+        ),
     )
 
 
+_GET_RUN = sa.select(runs).where(runs.c.run_id == sa.bindparam("rid"))
+_GET_RUN_LOCKED = _GET_RUN.with_for_update()
+
+
 def get_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord | None:
-    query = sa.select(runs).where(runs.c.run_id == run_id)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(_GET_RUN_LOCKED if lock else _GET_RUN, {"rid": run_id}).first()
     return None if row is None else RunRecord.from_row(row)
 
 
@@ -74,7 +78,7 @@ def run_exists(conn: Connection, run_id: str) -> bool:
 
 
 def update_run(conn: Connection, run_id: str, **values: Any) -> None:
-    conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(**values))
+    statements.update(conn, "_smithers_runs", {"run_id": run_id}, values)
 
 
 def heartbeat(conn: Connection, owner_id: str, run_ids: list[str], now: int) -> list[str]:
