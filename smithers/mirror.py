@@ -50,7 +50,6 @@ def _copy(src: Store, dst: Store, run_id: str, batch: list[Event]) -> None:
         ]
         if rows:
             tx.conn.execute(sa.insert(events), rows)
-    dst.bus.publish(batch)
 
 
 async def mirror_run(src: Store, dst: Store, run_id: str) -> None:
