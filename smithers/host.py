@@ -27,6 +27,7 @@ from .mirror import mirror_run
 from .runtime import Runtime
 from .store.base import Store, create_db_engine, open_store
 from .store.records import RunRecord
+from .tracing import span
 
 logger = logging.getLogger("smithers.host")
 
@@ -132,7 +133,8 @@ class RunHost:
 
     def load(self, path: str) -> SmithersWorkflow:
         """Load a workflow by path inside the root (symlinks resolved), cached by content."""
-        return load_workflow(path, self.root_dir)
+        with span("smithers.workflow.load", path=path):
+            return load_workflow(path, self.root_dir)
 
     def _resolve(self, run: RunRecord) -> SmithersWorkflow | None:
         if not run.workflow_path:

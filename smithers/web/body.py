@@ -9,6 +9,7 @@ import anyio
 from starlette.requests import Request
 
 from ..errors import SmithersError
+from ..tracing import span
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 MAX_JSON_DEPTH = 32
@@ -90,7 +91,9 @@ def _too_deep() -> SmithersError:
 async def read_json_object(
     request: Request, max_bytes: int, timeout_s: float | None = None
 ) -> dict[str, Any]:
-    value = parse_json(await read_body(request, max_bytes, timeout_s))
+    raw = await read_body(request, max_bytes, timeout_s)
+    with span("smithers.body.parse", bytes=len(raw)):
+        value = parse_json(raw)
     if not isinstance(value, dict):
         raise SmithersError(
             "INVALID_REQUEST", "request body must be a JSON object", {"field": "body"}

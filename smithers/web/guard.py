@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth import is_loopback_host, is_loopback_origin, presented_token, token_matches
 from ..errors import SmithersError
 from ..metrics import Metrics
+from ..tracing import span
 from .responses import error_response
 
 logger = logging.getLogger("smithers.web")
@@ -48,11 +49,13 @@ class GuardMiddleware:
             await send(message)
 
         try:
-            refusal = self.refusal(scope)
-            if refusal is not None:
-                await error_response(refusal, self.challenge(refusal))(scope, receive, send_status)
-            else:
-                await self.app(scope, receive, send_status)
+            with span("smithers.http", method=scope["method"], path=scope.get("path", "")):
+                refusal = self.refusal(scope)
+                if refusal is None:
+                    await self.app(scope, receive, send_status)
+                else:
+                    response = error_response(refusal, self.challenge(refusal))
+                    await response(scope, receive, send_status)
         finally:
             if self.metrics is not None:
                 route = scope.get("route")
