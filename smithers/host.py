@@ -172,6 +172,15 @@ class RunHost:
                 return candidate
         return None
 
+    def view(self, run_id: str) -> dict[str, Any] | None:
+        """`queries.run_view` from whichever store holds the run (one pass, no double read)."""
+        located = self._located.get(run_id)
+        for store in [located] if located is not None else [*self._stores.values()]:
+            found = queries.run_view(store, run_id)
+            if found is not None:
+                return found
+        return None
+
     async def find(self, run_id: str) -> Store:
         store = await in_thread(self.locate, run_id)
         if store is None:

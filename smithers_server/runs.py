@@ -75,8 +75,8 @@ def routes(ctx: ServerContext) -> list[Route]:
         return await (start_run if request.method == "POST" else list_runs)(request)
 
     async def get_run(request: Request) -> Response:
-        run_id, store = await ctx.run_store(request)
-        view = await in_thread(queries.run_view, store, run_id)
+        run_id = request.path_params["runId"]
+        view = await in_thread(host.view, run_id)
         if view is None:
             raise SmithersError("NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
         return JSONResponse(view)

@@ -110,12 +110,15 @@ def nodes_in_states(conn: Connection, run_id: str, states: tuple[str, ...]) -> l
     return [NodeRecord.from_row(r) for r in rows]
 
 
+_NODE_SUMMARY = (
+    sa.select(nodes.c.state, sa.func.count())
+    .where(nodes.c.run_id == sa.bindparam("rid"))
+    .group_by(nodes.c.state)
+)
+
+
 def node_summary(conn: Connection, run_id: str) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(nodes.c.state, sa.func.count())
-        .where(nodes.c.run_id == run_id)
-        .group_by(nodes.c.state)
-    )
+    rows = conn.execute(_NODE_SUMMARY, {"rid": run_id})
     return {state: int(count) for state, count in rows}
 
 
