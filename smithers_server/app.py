@@ -19,6 +19,7 @@ from smithers.store.base import Store
 from smithers.web.app import build_app, health, metrics_endpoint
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.responses import JSONResponse
+from smithers.web.run_endpoints import Limits
 
 from . import decisions, runs
 from .context import ServerContext
@@ -51,10 +52,12 @@ def create_app(
     app_metrics = Metrics() if metrics else None
     ctx = ServerContext(
         host=host,
-        max_body_bytes=max_body_bytes,
-        request_timeout_s=request_timeout / 1000,
-        keepalive_s=sse_keepalive_ms / 1000,
-        metrics=app_metrics,
+        limits=Limits(
+            max_body_bytes=max_body_bytes,
+            request_timeout_s=request_timeout / 1000,
+            keepalive_s=sse_keepalive_ms / 1000,
+            metrics=app_metrics,
+        ),
     )
 
     async def openapi(request: Request) -> Response:

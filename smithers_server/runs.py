@@ -8,13 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from smithers import commands, queries
+from smithers import queries
 from smithers.engine import in_thread
 from smithers.errors import SmithersError
-from smithers.subscriptions import subscribe
 from smithers.web.params import body_field, invalid, query_int
 from smithers.web.responses import JSONResponse
-from smithers.web.sse import EventStreamResponse
+from smithers.web.run_endpoints import cancel_endpoint, events_endpoint, frames_endpoint
 
 from .context import RUN_ID, ServerContext
 
@@ -33,7 +32,7 @@ def routes(ctx: ServerContext) -> list[Route]:
     host = ctx.host
 
     async def start_run(request: Request) -> Response:
-        body = await ctx.body(request)
+        body = await ctx.limits.body(request)
         path = body_field(body, "workflowPath", str)
         if not path:
             raise invalid("workflowPath", "workflowPath is required")
@@ -83,56 +82,19 @@ def routes(ctx: ServerContext) -> list[Route]:
 
     async def resume_run(request: Request) -> Response:
         run_id = request.path_params["runId"]
-        body = await ctx.body(request)
+        body = await ctx.limits.body(request)
         path = body_field(body, "workflowPath", str)
-        await ctx.run_store(request, "RUN_NOT_FOUND")
+        await ctx.locate(request, "RUN_NOT_FOUND")
         workflow = await in_thread(host.load, path) if path else None
         if await host.resume(run_id, workflow) == "running":
             return JSONResponse({"runId": run_id, "status": "running"})
         return JSONResponse({"runId": run_id})
 
-    async def cancel_run(request: Request) -> Response:
-        run_id, store = await ctx.run_store(request)
-        if await in_thread(commands.cancel_run, store, run_id) == "already-terminal":
-            raise SmithersError(
-                "RUN_NOT_ACTIVE", f"run {run_id!r} has already ended", {"runId": run_id}
-            )
-        return JSONResponse({"runId": run_id, "status": "cancelled"})
-
-    async def events(request: Request) -> Response | EventStreamResponse:
-        run_id, store = await ctx.run_store(request)
-        after = query_int(request.query_params, "afterSeq", -1)
-        assert after is not None
-        last_id = request.headers.get("last-event-id")
-        if last_id is not None:
-            try:
-                after = max(after, int(last_id))
-            except ValueError:
-                raise invalid("Last-Event-ID", "Last-Event-ID must be an integer") from None
-        runtime = host.runtime(store)
-        metrics = ctx.metrics
-        return EventStreamResponse(
-            subscribe(store, run_id, after, is_local=lambda: runtime.is_live(run_id)),
-            keepalive_s=ctx.keepalive_s,
-            on_open=metrics.sse_subscribers.inc if metrics else None,
-            on_close=metrics.sse_subscribers.dec if metrics else None,
-        )
-
-    async def frames(request: Request) -> Response:
-        run_id, store = await ctx.run_store(request)
-        limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
-        after = query_int(request.query_params, "afterFrameNo", None)
-        assert limit is not None
-        found = await in_thread(
-            queries.list_frames, store, run_id, limit=limit, after_frame_no=after
-        )
-        return JSONResponse(found)
-
     return [
         Route("/v1/runs", runs_collection, methods=["GET", "POST"]),
         Route("/v1/runs/{runId}", get_run, methods=["GET"]),
         Route("/v1/runs/{runId}/resume", resume_run, methods=["POST"]),
-        Route("/v1/runs/{runId}/cancel", cancel_run, methods=["POST"]),
-        Route("/v1/runs/{runId}/events", events, methods=["GET"]),
-        Route("/v1/runs/{runId}/frames", frames, methods=["GET"]),
+        Route("/v1/runs/{runId}/cancel", cancel_endpoint(ctx.locate), methods=["POST"]),
+        Route("/v1/runs/{runId}/events", events_endpoint(ctx.locate, ctx.limits), methods=["GET"]),
+        Route("/v1/runs/{runId}/frames", frames_endpoint(ctx.locate), methods=["GET"]),
     ]

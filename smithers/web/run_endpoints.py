@@ -1,0 +1,150 @@
+"""Endpoints on one run, shared by the server (run from the path) and the serve app
+(its one run): cancel, events, frames, approve, deny, signal.
+
+Each builder takes `locate(request) -> RunTarget`, which says which run and store a
+request is about, and the app's `Limits`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import commands, queries
+from ..engine import in_thread
+from ..errors import SmithersError
+from ..metrics import Metrics
+from ..runtime import Runtime
+from ..store.base import Store
+from ..subscriptions import subscribe
+from .body import read_json_object
+from .params import body_field, invalid, query_int
+from .responses import JSONResponse
+from .sse import EventStreamResponse
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    run_id: str
+    store: Store
+    runtime: Runtime | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int
+    request_timeout_s: float
+    keepalive_s: float
+    metrics: Metrics | None
+
+    async def body(self, request: Request) -> dict[str, Any]:
+        return await read_json_object(request, self.max_body_bytes, self.request_timeout_s)
+
+
+Locate = Callable[[Request], Awaitable[RunTarget]]
+Endpoint = Callable[[Request], Awaitable[Any]]
+
+
+def cancel_endpoint(locate: Locate) -> Endpoint:
+    async def cancel(request: Request) -> Response:
+        target = await locate(request)
+        status = await in_thread(commands.cancel_run, target.store, target.run_id)
+        if status == "already-terminal":
+            raise SmithersError(
+                "RUN_NOT_ACTIVE",
+                f"run {target.run_id!r} has already ended",
+                {"runId": target.run_id},
+            )
+        return JSONResponse({"runId": target.run_id, "status": "cancelled"})
+
+    return cancel
+
+
+def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
+    async def events(request: Request) -> EventStreamResponse:
+        target = await locate(request)
+        after = query_int(request.query_params, "afterSeq", -1)
+        assert after is not None
+        last_id = request.headers.get("last-event-id")
+        if last_id is not None:
+            try:
+                after = max(after, int(last_id))
+            except ValueError:
+                raise invalid("Last-Event-ID", "Last-Event-ID must be an integer") from None
+        runtime = target.runtime
+        metrics = limits.metrics
+        return EventStreamResponse(
+            subscribe(
+                target.store,
+                target.run_id,
+                after,
+                is_local=(lambda: runtime.is_live(target.run_id)) if runtime else None,
+            ),
+            keepalive_s=limits.keepalive_s,
+            on_open=metrics.sse_subscribers.inc if metrics else None,
+            on_close=metrics.sse_subscribers.dec if metrics else None,
+        )
+
+    return events
+
+
+def frames_endpoint(locate: Locate) -> Endpoint:
+    async def frames(request: Request) -> Response:
+        target = await locate(request)
+        limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
+        after = query_int(request.query_params, "afterFrameNo", None)
+        assert limit is not None
+        found = await in_thread(
+            queries.list_frames, target.store, target.run_id, limit=limit, after_frame_no=after
+        )
+        return JSONResponse(found)
+
+    return frames
+
+
+def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoint:
+    async def decide(request: Request) -> Response:
+        target = await locate(request)
+        body = await limits.body(request)
+        iteration = body_field(body, "iteration", int, 0)
+        if iteration is None or iteration < 0:
+            raise invalid("iteration", "iteration must be >= 0")
+        decision = await in_thread(
+            commands.decide,
+            target.store,
+            target.run_id,
+            request.path_params["nodeId"],
+            approved=approved,
+            iteration=iteration,
+            note=body_field(body, "note", str),
+            decided_by=body_field(body, "decidedBy", str),
+            decision=body_field(body, "decision", dict),
+        )
+        return JSONResponse(decision.to_json())
+
+    return decide
+
+
+def signal_endpoint(locate: Locate, limits: Limits) -> Endpoint:
+    async def send_signal(request: Request) -> Response:
+        target = await locate(request)
+        name = request.path_params["signalName"]
+        if not name.strip():
+            raise invalid("signalName", "signal name must not be blank")
+        body = await limits.body(request)
+        sent = await in_thread(
+            commands.send_signal,
+            target.store,
+            target.run_id,
+            name,
+            body.get("data", {}),
+            correlation_id=body_field(body, "correlationId", str),
+            received_by=body_field(body, "receivedBy", str),
+        )
+        return JSONResponse(sent)
+
+    return send_signal
