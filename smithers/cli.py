@@ -14,7 +14,6 @@ from typing import Any
 import anyio
 
 from .errors import SmithersError
-from .events import Event
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -38,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--resume", action="store_true", help="resume the run given by --run-id")
     up.add_argument("--root", default=".", help="root directory for tools (default: .)")
     up.add_argument("--allow-network", action="store_true", help="let bash reach the network")
+    up.add_argument("--serve", action="store_true", help="serve the run over HTTP while it runs")
+    up.add_argument("--port", type=int, default=7331, help="with --serve (default 7331)")
+    up.add_argument("--host", default="127.0.0.1", help="with --serve (default 127.0.0.1)")
+    up.add_argument(
+        "--exit-on-finish",
+        action="store_true",
+        help="with --serve: exit when the run ends instead of serving on",
+    )
     server = sub.add_parser("server", help="serve the multi-workflow REST API")
     server.add_argument("--port", type=int, default=7331)
     server.add_argument("--host", default="127.0.0.1")
@@ -188,122 +195,25 @@ def _read_input(args: argparse.Namespace) -> Any:
         raise UsageError(f"--input is not valid JSON: {exc.msg} at position {exc.pos}") from None
 
 
-def _describe(event: Event) -> str | None:
-    p = event.payload
-    node = p.get("nodeId")
-    it = p.get("iteration")
-    where = f"{node}" + (f"[{it}]" if it else "")
-    match event.type:
-        case "RunStarted":
-            return "run resumed" if p.get("resumed") else "run started"
-        case "NodeStarted":
-            attempt = p.get("attempt", 1)
-            return f"{where}: started" + (f" (attempt {attempt})" if attempt > 1 else "")
-        case "NodeFinished":
-            return f"{where}: finished"
-        case "NodeFailed":
-            err = p.get("error") or {}
-            return f"{where}: failed: {err.get('message', err)}"
-        case "NodeRetrying":
-            return f"{where}: retrying (attempt {p.get('attempt')})"
-        case "NodeSkipped":
-            return f"{where}: skipped"
-        case "NodeCancelled":
-            return f"{where}: cancelled"
-        case "NodeOutput":
-            return f"{where} | {p.get('text', '')}"
-        case "ApprovalGranted":
-            return f"{where}: approved" + (f" by {p['decidedBy']}" if p.get("decidedBy") else "")
-        case "ApprovalDenied":
-            return f"{where}: denied" + (f" by {p['decidedBy']}" if p.get("decidedBy") else "")
-        case "ApprovalAutoApproved":
-            return f"{where}: approved automatically"
-        case "SignalReceived":
-            return f"signal {p.get('signalName')} received"
-        case "NodeWaitingTimer":
-            return f"{where}: waiting until {p.get('firesAtMs')}"
-        case "RunFinished":
-            return "run finished"
-        case "RunFailed":
-            err = p.get("error") or {}
-            return f"run failed: {err.get('message', err)}"
-        case "RunCancelled":
-            return "run cancelled"
-    return None
-
-
 async def _up(args: argparse.Namespace) -> int:
-    from .loader import load_workflow
-    from .runtime import Runtime
-    from .store.base import open_store
-    from .subscriptions import subscribe
+    from .up import UpOptions, up
 
     if args.resume and not args.run_id:
         raise UsageError("--resume needs --run-id")
-    run_input = _read_input(args)
-    workflow = load_workflow(args.workflow)
-    db = args.db or workflow.db or "smithers.db"
-    store = await anyio.to_thread.run_sync(open_store, db)
-    db_arg = db if "://" in db else f"sqlite:///{db}"
-    run_id: str | None = args.run_id
-
-    def resolve(run: Any) -> Any:
-        return workflow if run.run_id == run_id else None
-
-    out = sys.stdout
-    async with Runtime(
-        store,
-        resolve=resolve,
-        root_dir=os.path.abspath(args.root),
+    options = UpOptions(
+        workflow=args.workflow,
+        input=_read_input(args),
+        db=args.db,
+        run_id=args.run_id,
+        resume=args.resume,
+        root=args.root,
         allow_network=args.allow_network,
-    ) as runtime:
-        if args.resume:
-            assert run_id is not None
-            await runtime.resume(run_id, workflow)
-        else:
-            run_id = await runtime.start(workflow, input=run_input, run_id=run_id)
-        print(f"run {run_id} ({workflow.name}) in {db_arg}", file=out, flush=True)
-        async for event in subscribe(
-            store,
-            run_id,
-            -1 if not args.resume else _last_seq(store, run_id),
-            is_local=lambda: runtime.is_live(run_id or ""),
-        ):
-            line = _describe(event)
-            if line:
-                print(line, file=out, flush=True)
-            if event.type == "ApprovalRequested":
-                node = event.payload.get("nodeId")
-                title = (event.payload.get("request") or {}).get("title") or ""
-                print(
-                    f"{node}: waiting for approval{': ' + title if title else ''}\n"
-                    f"  approve: smithers runs approve {run_id} {node} --db {db_arg}\n"
-                    f"  deny:    smithers runs deny {run_id} {node} --db {db_arg}",
-                    file=out,
-                    flush=True,
-                )
-            elif event.type == "NodeWaitingEvent":
-                name = event.payload.get("signalName")
-                print(
-                    f"{event.payload.get('nodeId')}: waiting for signal {name}\n"
-                    f"  send: smithers runs signal {run_id} {name} --data '{{}}' --db {db_arg}",
-                    file=out,
-                    flush=True,
-                )
-        result = runtime.result(run_id)
-    if result.status == "finished":
-        print(json.dumps(result.outputs, indent=2, default=str), file=out, flush=True)
-        return EXIT_FINISHED
-    return EXIT_FAILED
-
-
-def _last_seq(store: Any, run_id: str) -> int:
-    from .queries import get_run
-
-    run = get_run(store, run_id)
-    if run is None:
-        raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found")
-    return run.last_seq
+        serve=args.serve,
+        host=args.host,
+        port=args.port,
+        exit_on_finish=args.exit_on_finish,
+    )
+    return await up(options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

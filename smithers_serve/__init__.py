@@ -1,3 +1,5 @@
-"""smithers_serve: arrives in a later issue."""
+"""smithers_serve: one workflow and one run behind HTTP (`smithers up --serve`)."""
 
-__all__: list[str] = []
+from .app import create_serve_app
+
+__all__ = ["create_serve_app"]

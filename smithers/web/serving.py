@@ -11,6 +11,8 @@ import asyncio
 import ipaddress
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +58,14 @@ class SlowHeadersProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_headers_timer()
         super().connection_lost(exc)
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside an event loop we own: it leaves signal handling to us."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def protocol_with_timeout(headers_timeout_s: float) -> type[SlowHeadersProtocol]:

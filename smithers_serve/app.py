@@ -1,0 +1,110 @@
+"""create_serve_app: one already-loaded workflow and one run, behind HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from smithers.auth import configured_token
+from smithers.definition import SmithersWorkflow
+from smithers.engine import in_thread
+from smithers.errors import SmithersError
+from smithers.metrics import Metrics
+from smithers.queries import run_view
+from smithers.runtime import Runtime
+from smithers.store.base import Store
+from smithers.web.app import build_app, health, metrics_endpoint
+from smithers.web.body import DEFAULT_MAX_BODY_BYTES
+from smithers.web.responses import JSONResponse
+from smithers.web.run_endpoints import (
+    Limits,
+    RunTarget,
+    cancel_endpoint,
+    decide_endpoint,
+    events_endpoint,
+    frames_endpoint,
+    signal_endpoint,
+)
+
+CancelHook = Callable[[], object] | anyio.Event
+
+
+def create_serve_app(
+    *,
+    workflow: SmithersWorkflow,
+    store: Store,
+    run_id: str,
+    cancel: CancelHook | None = None,
+    auth_token: str | None = None,
+    metrics: bool = True,
+    runtime: Runtime | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    request_timeout: int = 60_000,
+    sse_keepalive_ms: int = 10_000,
+    insecure: bool = False,
+    token_env: str = "SMITHERS_API_KEY",
+) -> Starlette:
+    """The single-run app. `cancel` is set (an Event) or called after `POST /cancel`;
+    `runtime` is the one driving the run, so SSE is pushed without polling."""
+    token = configured_token(auth_token, token_env)
+    app_metrics = Metrics() if metrics else None
+    limits = Limits(max_body_bytes, request_timeout / 1000, sse_keepalive_ms / 1000, app_metrics)
+    target = RunTarget(run_id, store, runtime)
+
+    async def locate(request: Request) -> RunTarget:
+        return target
+
+    async def root(request: Request) -> Response:
+        view = await in_thread(run_view, store, run_id)
+        if view is None:
+            raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
+        return JSONResponse(view)
+
+    cancel_run = cancel_endpoint(locate)
+
+    async def cancel_and_notify(request: Request) -> Response:
+        response: Response = await cancel_run(request)
+        if isinstance(cancel, anyio.Event):
+            cancel.set()
+        elif cancel is not None:
+            cancel()
+        return response
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        listener = store.bus.add_listener(app_metrics.observe_event) if app_metrics else None
+        try:
+            yield
+        finally:
+            if listener is not None:
+                store.bus.remove_listener(listener)
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/", root, methods=["GET"]),
+        Route("/events", events_endpoint(locate, limits), methods=["GET"]),
+        Route("/frames", frames_endpoint(locate), methods=["GET"]),
+        Route(
+            "/approve/{nodeId}", decide_endpoint(locate, limits, approved=True), methods=["POST"]
+        ),
+        Route("/deny/{nodeId}", decide_endpoint(locate, limits, approved=False), methods=["POST"]),
+        Route("/signals/{signalName}", signal_endpoint(locate, limits), methods=["POST"]),
+        Route("/cancel", cancel_and_notify, methods=["POST"]),
+    ]
+    if app_metrics is not None:
+        routes.append(Route("/metrics", metrics_endpoint(app_metrics), methods=["GET"]))
+    app = build_app(
+        routes,
+        token=token,
+        host_guard=token is None and not insecure,
+        metrics=app_metrics,
+        lifespan=lifespan,
+    )
+    app.state.workflow = workflow
+    return app
