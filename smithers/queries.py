@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .clock import now_ms
+from .events import Event
 from .ownership import owner_is_dead
 from .store import log as log_q
 from .store import nodes as nodes_q
@@ -158,6 +159,18 @@ def list_frames(
             f.to_json()
             for f in log_q.list_frames(conn, run_id, limit=limit, after_frame_no=after_frame_no)
         ]
+
+
+def run_events(store: Store, run_id: str, after_seq: int = -1) -> list[Event]:
+    """The run's event log after `after_seq`, in order."""
+    found: list[Event] = []
+    with store.read() as conn:
+        while True:
+            page = log_q.events_after(conn, run_id, after_seq, 1000)
+            found += page
+            if len(page) < 1000:
+                return found
+            after_seq = page[-1].seq
 
 
 def run_outputs(store: Store, run_id: str) -> dict[str, Any]:

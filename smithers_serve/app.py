@@ -15,8 +15,9 @@ from smithers.auth import configured_token
 from smithers.definition import SmithersWorkflow
 from smithers.engine import in_thread
 from smithers.errors import SmithersError
+from smithers.events import Event
 from smithers.metrics import Metrics
-from smithers.queries import run_view
+from smithers.queries import run_events, run_view
 from smithers.runtime import Runtime
 from smithers.store.base import Store
 from smithers.web.app import build_app, health, metrics_endpoint
@@ -78,12 +79,34 @@ def create_serve_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        listener = store.bus.add_listener(app_metrics.observe_event) if app_metrics else None
+        if app_metrics is None:
+            yield
+            return
+        # The run may be older than the app: count its log so far, then what follows.
+        counted = -1
+        held: list[Event] | None = []
+
+        def observe(event: Event) -> None:
+            nonlocal counted
+            if event.run_id != run_id:
+                return
+            if held is not None:
+                held.append(event)
+            elif event.seq > counted:
+                app_metrics.observe_event(event)
+                counted = event.seq
+
+        listener = store.bus.add_listener(observe)
         try:
+            past = await in_thread(run_events, store, run_id)
+            for event in [*past, *(held or [])]:
+                if event.seq > counted:
+                    app_metrics.observe_event(event)
+                    counted = event.seq
+            held = None
             yield
         finally:
-            if listener is not None:
-                store.bus.remove_listener(listener)
+            store.bus.remove_listener(listener)
 
     routes = [
         Route("/health", health, methods=["GET"]),
