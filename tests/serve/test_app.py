@@ -71,7 +71,7 @@ async def test_root_while_running_and_after_finishing(store: Store) -> None:
 
 
 async def test_auth(store: Store) -> None:
-    async with serving(store, "hello.py", auth_token="tok") as (client, run_id, _):
+    async with serving(store, "hello.py", auth_token="tok") as (client, _, _):
         assert (await client.get("/health")).json() == {"ok": True}
         refused = await client.get("/")
         assert refused.status_code == 401
