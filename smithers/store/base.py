@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 from ..clock import now_ms
 from ..errors import SmithersError
 from ..events import Event, EventBus, make_payload
-from . import schema
-from .schema import events, runs
+from . import schema, statements
+from .schema import runs
 
 
 class Tx:
@@ -62,7 +62,14 @@ class Tx:
         self._pending.clear()
         rows = []
         for run_id, payloads in by_run.items():
-            last = self.conn.execute(_BUMP_SEQ, {"rid": run_id, "n": len(payloads)}).scalar_one()
+            cursor = statements.execute(
+                self.conn,
+                "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
+                "RETURNING last_seq",
+                {"rid": run_id, "n": len(payloads)},
+            )
+            last = cursor.fetchone()[0]
+            cursor.close()
             first = int(last) - len(payloads) + 1
             for offset, payload in enumerate(payloads):
                 seq = first + offset
@@ -78,17 +85,7 @@ class Tx:
                     }
                 )
                 self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
-        if rows:
-            self.conn.execute(_INSERT_EVENT, rows if len(rows) > 1 else rows[0])
-
-
-_INSERT_EVENT = sa.insert(events)
-_BUMP_SEQ = (
-    sa.update(runs)
-    .where(runs.c.run_id == sa.bindparam("rid"))
-    .values(last_seq=runs.c.last_seq + sa.bindparam("n"))
-    .returning(runs.c.last_seq)
-)
+        statements.insert_many(self.conn, "_smithers_events", rows)
 
 
 class Store:
@@ -175,10 +172,10 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @sa_event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("smithers_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        write = conn.get_execution_options().get("smithers_write")
+        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN"
+        )
 
 
 def create_db_engine(url: str) -> Engine:

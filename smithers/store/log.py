@@ -8,18 +8,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..events import Event
+from . import statements
 from .records import FrameRecord
-from .schema import events, frames
+from .schema import frames
 
 
 def events_after(conn: Connection, run_id: str, after_seq: int, limit: int = 1000) -> list[Event]:
-    rows = conn.execute(
-        sa.select(events.c.seq, events.c.timestamp_ms, events.c.type, events.c.payload_json)
-        .where(events.c.run_id == run_id)
-        .where(events.c.seq > after_seq)
-        .order_by(events.c.seq)
-        .limit(limit)
+    cursor = statements.execute(
+        conn,
+        "SELECT seq, timestamp_ms, type, payload_json FROM _smithers_events "
+        "WHERE run_id = :rid AND seq > :after ORDER BY seq LIMIT :lim",
+        {"rid": run_id, "after": after_seq, "lim": limit},
     )
+    rows = cursor.fetchall()
+    cursor.close()
     return [Event(run_id, int(r[0]), int(r[1]), r[2], json.loads(r[3])) for r in rows]
 
 

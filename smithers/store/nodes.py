@@ -27,7 +27,6 @@ class NodeTables:
 
 ALL_PARTS = frozenset({"approvals", "loops", "signals"})
 
-_SELECT_NODES = sa.select(nodes).where(nodes.c.run_id == sa.bindparam("rid"))
 _SELECT_APPROVALS = sa.select(approvals).where(approvals.c.run_id == sa.bindparam("rid"))
 _SELECT_LOOPS = (
     sa.select(loops.c.loop_id, sa.func.max(loops.c.iteration))
@@ -48,12 +47,14 @@ def load_node_tables(
     """Node rows, plus the `parts` (approvals, loops, signals) the workflow uses."""
     found = NodeTables()
     params = {"rid": run_id}
-    for row in conn.execute(_SELECT_NODES, params):
+    for row in statements.fetch_all(
+        conn, "SELECT * FROM _smithers_nodes WHERE run_id = :rid", params
+    ):
         rec = NodeRecord.from_row(row)
         found.nodes[(rec.node_id, rec.iteration)] = rec
     if "approvals" in parts:
-        for row in conn.execute(_SELECT_APPROVALS, params):
-            appr = ApprovalRecord.from_row(row)
+        for approval_row in conn.execute(_SELECT_APPROVALS, params):
+            appr = ApprovalRecord.from_row(approval_row)
             found.approvals[(appr.node_id, appr.iteration)] = appr
     if "loops" in parts:
         for loop_id, iteration in conn.execute(_SELECT_LOOPS, params):
@@ -94,32 +95,27 @@ def upsert_node(
         values["error_json"] = None if error is None else dumps(error)
     key = {"run_id": run_id, "node_id": node_id, "iteration": iteration}
     changes = {"state": state, "updated_at_ms": now, **values}
-    if statements.update(conn, "_smithers_nodes", key, changes).rowcount == 0:
+    if statements.update(conn, "_smithers_nodes", key, changes) == 0:
         statements.insert(conn, "_smithers_nodes", {**key, **changes, "first_frame_no": frame_no})
 
 
-_NODES_IN_STATES = (
-    sa.select(nodes)
-    .where(nodes.c.run_id == sa.bindparam("rid"))
-    .where(nodes.c.state.in_(sa.bindparam("states", expanding=True)))
-)
-
-
 def nodes_in_states(conn: Connection, run_id: str, states: tuple[str, ...]) -> list[NodeRecord]:
-    rows = conn.execute(_NODES_IN_STATES, {"rid": run_id, "states": list(states)})
+    marks = ", ".join(f":s{i}" for i in range(len(states)))
+    params: dict[str, Any] = {f"s{i}": state for i, state in enumerate(states)}
+    params["rid"] = run_id
+    rows = statements.fetch_all(
+        conn, f"SELECT * FROM _smithers_nodes WHERE run_id = :rid AND state IN ({marks})", params
+    )
     return [NodeRecord.from_row(r) for r in rows]
 
 
-_NODE_SUMMARY = (
-    sa.select(nodes.c.state, sa.func.count())
-    .where(nodes.c.run_id == sa.bindparam("rid"))
-    .group_by(nodes.c.state)
-)
-
-
 def node_summary(conn: Connection, run_id: str) -> dict[str, int]:
-    rows = conn.execute(_NODE_SUMMARY, {"rid": run_id})
-    return {state: int(count) for state, count in rows}
+    rows = statements.fetch_all(
+        conn,
+        "SELECT state, COUNT(*) AS n FROM _smithers_nodes WHERE run_id = :rid GROUP BY state",
+        {"rid": run_id},
+    )
+    return {row["state"]: int(row["n"]) for row in rows}
 
 
 def insert_attempt(

@@ -46,7 +46,7 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> RunRecord:
-        m = row._mapping
+        m = getattr(row, "_mapping", row)
         return cls(
             run_id=m["run_id"],
             parent_run_id=m["parent_run_id"],
@@ -86,7 +86,7 @@ class NodeRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> NodeRecord:
-        m = row._mapping
+        m = getattr(row, "_mapping", row)
         return cls(
             node_id=m["node_id"],
             iteration=m["iteration"],
@@ -118,7 +118,7 @@ class ApprovalRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> ApprovalRecord:
-        m = row._mapping
+        m = getattr(row, "_mapping", row)
         return cls(
             run_id=m["run_id"],
             node_id=m["node_id"],
@@ -148,7 +148,7 @@ class SignalRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> SignalRecord:
-        m = row._mapping
+        m = getattr(row, "_mapping", row)
         return cls(
             run_id=m["run_id"],
             seq=m["seq"],
@@ -176,7 +176,7 @@ class FrameRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> FrameRecord:
-        m = row._mapping
+        m = getattr(row, "_mapping", row)
         return cls(**{k: m[k] for k in cls.__slots__})
 
     def to_json(self) -> dict[str, Any]:

@@ -51,26 +51,25 @@ def insert_run(
     )
 
 
-_GET_RUN = sa.select(runs).where(runs.c.run_id == sa.bindparam("rid"))
-_GET_RUN_LOCKED = _GET_RUN.with_for_update()
-
-
 def get_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord | None:
-    row = conn.execute(_GET_RUN_LOCKED if lock else _GET_RUN, {"rid": run_id}).first()
+    sql = "SELECT * FROM _smithers_runs WHERE run_id = :rid"
+    if lock:
+        sql += statements.for_update(conn)
+    row = statements.fetch_one(conn, sql, {"rid": run_id})
     return None if row is None else RunRecord.from_row(row)
-
-
-_LOCK_OWNERSHIP = (
-    sa.select(runs.c.status, runs.c.runtime_owner_id, runs.c.command_seq)
-    .where(runs.c.run_id == sa.bindparam("rid"))
-    .with_for_update()
-)
 
 
 def lock_ownership(conn: Connection, run_id: str) -> tuple[str, str | None, int] | None:
     """Lock the run's row and return `(status, owner, command_seq)`."""
-    row = conn.execute(_LOCK_OWNERSHIP, {"rid": run_id}).first()
-    return None if row is None else (row[0], row[1], int(row[2]))
+    row = statements.fetch_one(
+        conn,
+        "SELECT status, runtime_owner_id, command_seq FROM _smithers_runs WHERE run_id = :rid"
+        + statements.for_update(conn),
+        {"rid": run_id},
+    )
+    return (
+        None if row is None else (row["status"], row["runtime_owner_id"], int(row["command_seq"]))
+    )
 
 
 def run_exists(conn: Connection, run_id: str) -> bool:

@@ -1,45 +1,97 @@
-"""Statements built once and reused with parameters.
+"""Hot-path SQL run directly on the driver connection of a SQLAlchemy transaction.
 
-Building a SQLAlchemy statement per call costs more than running it on SQLite; the hot
-paths of the engine run the same few shapes over and over, so they are built once per
-shape (table, key columns, updated columns) and executed with bound values.
+A SQLAlchemy Core execution costs tens of microseconds of Python before the database
+sees it, several times what SQLite itself takes; the engine's hot paths run a few small
+statements over and over. These run as plain SQL (portable: only the parameter markers
+differ, `:name` for sqlite3 and `%(name)s` for psycopg) on the transaction's own driver
+connection, so they stay inside whatever transaction the caller holds.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection
 
-from .schema import metadata
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 @cache
-def _update(table: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> sa.Update:
-    t = metadata.tables[table]
+def _for(dialect: str, sql: str) -> str:
+    return sql if dialect == "sqlite" else _NAMED.sub(r"%(\1)s", sql)
+
+
+def execute(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+    """Run `sql` (with `:name` markers) in the caller's transaction; the DBAPI cursor."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(_for(conn.dialect.name, sql), params or {})
+    return cursor
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(_for(conn.dialect.name, sql), rows)
+    cursor.close()
+
+
+def fetch_all(
+    conn: Connection, sql: str, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    cursor = execute(conn, sql, params)
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    cursor.close()
+    return rows
+
+
+def fetch_one(
+    conn: Connection, sql: str, params: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    cursor = execute(conn, sql, params)
+    row = cursor.fetchone()
+    names = [d[0] for d in cursor.description]
+    cursor.close()
+    return None if row is None else dict(zip(names, row, strict=True))
+
+
+def for_update(conn: Connection) -> str:
+    """The row-lock clause (SQLite locks the whole database for a write transaction)."""
+    return "" if conn.dialect.name == "sqlite" else " FOR UPDATE"
+
+
+@cache
+def _update_sql(table: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{c} = :v_{c}" for c in columns)
+    where = " AND ".join(f"{k} = :k_{k}" for k in keys)
+    return f"UPDATE {table} SET {sets} WHERE {where}"
+
+
+@cache
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return (
-        sa.update(t)
-        .where(*[t.c[k] == sa.bindparam(f"k_{k}") for k in keys])
-        .values({c: sa.bindparam(f"v_{c}") for c in columns})
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
     )
 
 
-@cache
-def _insert(table: str) -> sa.Insert:
-    return sa.insert(metadata.tables[table])
-
-
-def update(
-    conn: Connection, table: str, where: dict[str, Any], values: dict[str, Any]
-) -> CursorResult[Any]:
-    """`UPDATE table SET values WHERE key = value ...` with a statement built once per shape."""
-    stmt = _update(table, tuple(where), tuple(values))
+def update(conn: Connection, table: str, where: dict[str, Any], values: dict[str, Any]) -> int:
+    """`UPDATE table SET values WHERE key = value ...`; the number of rows changed."""
     params = {f"k_{k}": v for k, v in where.items()}
     params.update({f"v_{c}": v for c, v in values.items()})
-    return conn.execute(stmt, params)
+    cursor = execute(conn, _update_sql(table, tuple(where), tuple(values)), params)
+    count: int = cursor.rowcount
+    cursor.close()
+    return count
 
 
 def insert(conn: Connection, table: str, values: dict[str, Any]) -> None:
-    conn.execute(_insert(table), values)
+    execute(conn, _insert_sql(table, tuple(values)), values).close()
+
+
+def insert_many(conn: Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    if len(rows) == 1:
+        insert(conn, table, rows[0])
+    elif rows:
+        execute_many(conn, _insert_sql(table, tuple(rows[0])), rows)
