@@ -55,15 +55,7 @@ async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def ensure_output_tables(store: Store, workflow: SmithersWorkflow) -> None:
-    missing = [ref for ref in workflow.outputs if ref.key not in store.output_tables]
-    if not missing:
-        return
-    with store.write() as tx:
-        for ref in missing:
-            store.output_tables[ref.key] = outputs_q.ensure_output_table(
-                tx.conn, store.output_metadata, ref.key, ref.model
-            )
-            store.output_models[ref.key] = ref.model
+    store.ensure_output_tables({ref.key: ref.model for ref in workflow.outputs})
 
 
 class RunDriver:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..clock import now_ms
 from ..errors import SmithersError
 from ..events import Event, EventBus, make_payload
-from . import schema, statements
+from . import outputs, schema, statements
 from .schema import runs
 
 
@@ -98,6 +98,7 @@ class Store:
         self.output_tables: dict[str, sa.Table] = {}
         self.output_models: dict[str, type[BaseModel]] = {}
         self.output_metadata = sa.MetaData()
+        self._ddl_lock = threading.Lock()
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -122,6 +123,26 @@ class Store:
                         key="schema_version", value=str(schema.SCHEMA_VERSION)
                     )
                 )
+
+    def ensure_output_tables(self, models: dict[str, type[BaseModel]]) -> None:
+        """Create (or widen) the output table of each model, once per process and model.
+
+        Concurrent first runs must not race to CREATE TABLE: threads of this process queue
+        on a lock, other processes on PostgreSQL on a transaction-scoped advisory lock
+        (SQLite's write transaction already excludes them).
+        """
+        if all(self.output_models.get(k) is m for k, m in models.items()):
+            return
+        with self._ddl_lock, self.write() as tx:
+            if self.dialect == "postgresql":
+                tx.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7370501)")
+            for key, model in models.items():
+                if self.output_models.get(key) is model:
+                    continue
+                self.output_tables[key] = outputs.ensure_output_table(
+                    tx.conn, self.output_metadata, key, model
+                )
+                self.output_models[key] = model
 
     @contextmanager
     def write(self) -> Iterator[Tx]:

@@ -1,0 +1,37 @@
+"""The store under concurrency: first runs of a workflow from several stores at once."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from smithers import Runtime, load_workflow, open_store
+from tests.helpers import EXAMPLES
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_concurrent_first_runs_create_output_tables_once(db_url: str) -> None:
+    """Four stores (as four processes would) start runs on an empty database together."""
+    stores = [open_store(db_url) for _ in range(4)]
+    wf = load_workflow(EXAMPLES / "sequence.py")
+    statuses: list[str] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+
+                async def drive(store: object = store) -> None:
+                    async with Runtime(store, adopt=False) as rt:  # type: ignore[arg-type]
+                        async with anyio.create_task_group() as runs:
+                            for _ in range(4):
+
+                                async def one() -> None:
+                                    statuses.append((await rt.run(wf)).status)
+
+                                runs.start_soon(one)
+
+                tg.start_soon(drive)
+    finally:
+        for store in stores:
+            store.close()
+    assert statuses == ["finished"] * 16
