@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from smithers import Runtime, load_workflow, open_store
+from smithers import Runtime, Store, load_workflow, open_store
 from tests.helpers import EXAMPLES
 
 pytestmark = pytest.mark.anyio
@@ -20,15 +20,14 @@ async def test_concurrent_first_runs_create_output_tables_once(db_url: str) -> N
         async with anyio.create_task_group() as tg:
             for store in stores:
 
-                async def drive(store: object = store) -> None:
-                    async with Runtime(store, adopt=False) as rt:  # type: ignore[arg-type]
-                        async with anyio.create_task_group() as runs:
-                            for _ in range(4):
+                async def drive(store: Store = store) -> None:
+                    async with Runtime(store, adopt=False) as rt, anyio.create_task_group() as runs:
+                        for _ in range(4):
 
-                                async def one() -> None:
-                                    statuses.append((await rt.run(wf)).status)
+                            async def one() -> None:
+                                statuses.append((await rt.run(wf)).status)
 
-                                runs.start_soon(one)
+                            runs.start_soon(one)
 
                 tg.start_soon(drive)
     finally:
