@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .engine import MAX_ABANDONED_ATTEMPTS, in_thread
+from .engine import MAX_ABANDONED_ATTEMPTS
 from .errors import SmithersError
 from .ownership import owner_is_dead
 from .store import nodes as nodes_q
@@ -173,7 +173,7 @@ async def approve(
     decision: Any = None,
 ) -> Decision:
     """Approve a node that waits for approval (`NODE_NOT_WAITING`, `ALREADY_DECIDED`)."""
-    return await in_thread(
+    return await store.run(
         decide,
         store,
         run_id,
@@ -196,7 +196,7 @@ async def deny(
     decision: Any = None,
 ) -> Decision:
     """Deny a node that waits for approval; its `on_deny` decides what happens next."""
-    return await in_thread(
+    return await store.run(
         decide,
         store,
         run_id,
@@ -273,7 +273,7 @@ async def signal(
     received_by: str | None = None,
 ) -> dict[str, Any]:
     """Deliver a named signal; one sent before its node is reached waits for it."""
-    return await in_thread(
+    return await store.run(
         send_signal,
         store,
         run_id,
@@ -330,7 +330,7 @@ def cancel_run(store: Store, run_id: str) -> str:
 
 async def cancel(store: Store, run_id: str) -> str:
     """Cancel a run: `"cancelled"`, or `"already-terminal"` when it had ended."""
-    return await in_thread(cancel_run, store, run_id)
+    return await store.run(cancel_run, store, run_id)
 
 
 def pause_run(store: Store, run_id: str) -> str:
@@ -356,7 +356,7 @@ def pause_run(store: Store, run_id: str) -> str:
 
 async def pause(store: Store, run_id: str) -> str:
     """Ask a run to finish its in-flight tasks, start no new ones and park as `paused`."""
-    return await in_thread(pause_run, store, run_id)
+    return await store.run(pause_run, store, run_id)
 
 
 # -- resume ---------------------------------------------------------------------------------
@@ -559,7 +559,7 @@ async def rewind(
     caller: str | None = None,
 ) -> RunResult | None:
     """Time travel: rewind to a frame and (given the workflow) resume from there."""
-    await in_thread(rewind_run, store, run_id, frame_no, caller)
+    await store.run(rewind_run, store, run_id, frame_no, caller)
     if workflow is None:
         return None
     return await resume(store, run_id, workflow, runtime=runtime)
@@ -626,7 +626,7 @@ async def fork(
     runtime: Runtime | None = None,
 ) -> str:
     """Fork a run at a frame into a new run, started when the workflow is given."""
-    new_id = await in_thread(fork_run, store, run_id, frame_no, new_run_id)
+    new_id = await store.run(fork_run, store, run_id, frame_no, new_run_id)
     if workflow is not None:
         if runtime is not None:
             await runtime.resume(new_id, workflow)

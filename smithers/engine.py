@@ -104,7 +104,7 @@ class RunDriver:
         if self.fresh:
             ensure_output_tables(self.store, self.workflow)
         else:
-            await in_thread(self._load)
+            await self.store.run(self._load)
         outcome = "lost"
         with anyio.CancelScope() as scope:
             self._scope = scope
@@ -115,7 +115,7 @@ class RunDriver:
                     outcome = "lost"
                 tg.cancel_scope.cancel()
         if scope.cancelled_caught or self.cancelled:
-            run = await in_thread(self._read_run)
+            run = await self.store.run(self._read_run)
             outcome = run.status if run is not None else "lost"
         return outcome
 
@@ -138,7 +138,7 @@ class RunDriver:
     async def _loop(self, tg: anyio.abc.TaskGroup) -> str:
         while True:
             self._wake.clear()
-            step = await in_thread(self._step)
+            step = await self.store.run(self._step)
             if step.outcome is not None:
                 return step.outcome
             for ready in step.starts:
@@ -475,7 +475,7 @@ class RunDriver:
         attempt = ready.attempt
         abandoned = 0
         if attempt > 1:
-            abandoned = await in_thread(self._count_abandoned, ready)
+            abandoned = await self.store.run(self._count_abandoned, ready)
         try:
             while True:
                 try:
@@ -485,16 +485,16 @@ class RunDriver:
                     err = error_json(exc)
                     failures = attempt - abandoned
                     if failures <= ready.task.retries:
-                        await in_thread(self._retry, ready, attempt, err)
+                        await self.store.run(self._retry, ready, attempt, err)
                         delay = ready.task.retry_backoff_ms * (2 ** (failures - 1)) / 1000
                         await anyio.sleep(min(delay, 60.0))
                         attempt += 1
-                        await in_thread(self._restart, ready, attempt)
+                        await self.store.run(self._restart, ready, attempt)
                         continue
-                    await in_thread(self._finish_task, ready, attempt, None, err)
+                    await self.store.run(self._finish_task, ready, attempt, None, err)
                     break
                 else:
-                    await in_thread(self._finish_task, ready, attempt, model, None)
+                    await self.store.run(self._finish_task, ready, attempt, model, None)
                     break
         except RunLost:
             pass

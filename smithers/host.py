@@ -12,10 +12,11 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from sqlalchemy.engine import Engine
 
 from . import commands, queries
@@ -32,6 +33,8 @@ from .tracing import span
 logger = logging.getLogger("smithers.host")
 
 LOCATED_MAX = 100_000
+
+T = TypeVar("T")
 
 
 def _not_found(run_id: str) -> SmithersError:
@@ -181,8 +184,15 @@ class RunHost:
                 return found
         return None
 
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run store work across this host's stores the way they all allow (see Store.run)."""
+        if all(store.inline for store in self._stores.values()):
+            await anyio.lowlevel.checkpoint()
+            return fn(*args)
+        return await in_thread(fn, *args)
+
     async def find(self, run_id: str) -> Store:
-        store = await in_thread(self.locate, run_id)
+        store = await self.call(self.locate, run_id)
         if store is None:
             raise _not_found(run_id)
         return store
@@ -204,7 +214,7 @@ class RunHost:
         auth: dict[str, Any] | None = None,
     ) -> str:
         store = await self.store_for(workflow)
-        if run_id is not None and await in_thread(self.locate, run_id) is not None:
+        if run_id is not None and await self.call(self.locate, run_id) is not None:
             raise SmithersError(
                 "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
             )

@@ -6,7 +6,6 @@ import logging
 
 import sqlalchemy as sa
 
-from .engine import in_thread
 from .events import Event
 from .store.base import Store
 from .store.records import dumps, loads
@@ -62,6 +61,6 @@ async def mirror_run(src: Store, dst: Store, run_id: str) -> None:
                 )
             ).scalar_one()
         async for event in subscribe(src, run_id, int(after)):
-            await in_thread(_copy, src, dst, run_id, [event])
+            await dst.run(_copy, src, dst, run_id, [event])
     except Exception:
         logger.exception("mirroring run %s failed", run_id)

@@ -109,7 +109,7 @@ class Runtime:
         self._live.clear()
         if owned:
             with anyio.CancelScope(shield=True):
-                await in_thread(self._release, owned)
+                await self.store.run(self._release, owned)
         release_owner_id(self.owner_id)
 
     def _release(self, run_ids: list[str]) -> None:
@@ -143,7 +143,7 @@ class Runtime:
                 "INVALID_REQUEST", "input does not match the workflow's input model", details
             ) from exc
         run_id = run_id or commands.generate_run_id()
-        await in_thread(self._create, workflow, run_id, value, config or {}, auth)
+        await self.store.run(self._create, workflow, run_id, value, config or {}, auth)
         self._spawn(workflow, run_id, fresh=True)
         return run_id
 
@@ -190,7 +190,7 @@ class Runtime:
         """Claim a run (parked, paused, failed, stale or unowned) and drive it."""
         if run_id in self._live:
             return
-        await in_thread(commands.claim_for_resume, self.store, run_id, self.owner_id)
+        await self.store.run(commands.claim_for_resume, self.store, run_id, self.owner_id)
         self._spawn(workflow, run_id)
 
     async def run(self, workflow: SmithersWorkflow, **kwargs: Any) -> RunResult:
@@ -202,7 +202,7 @@ class Runtime:
         live = self._live.get(run_id)
         if live is not None:
             await live.done.wait()
-        return await in_thread(self.result, run_id)
+        return await self.store.run(self.result, run_id)
 
     def result(self, run_id: str) -> RunResult:
         from .queries import run_outputs
@@ -228,7 +228,7 @@ class Runtime:
         except Exception:
             logger.exception("run %s: engine error", run_id)
             with anyio.CancelScope(shield=True):
-                await in_thread(self._fail_on_crash, run_id)
+                await self.store.run(self._fail_on_crash, run_id)
         finally:
             self._live.pop(run_id, None)
             live.done.set()
@@ -271,7 +271,7 @@ class Runtime:
         if run_id in self._live or self.resolve is None:
             return
         if run is None:
-            run = await in_thread(self._read_run, run_id)
+            run = await self.store.run(self._read_run, run_id)
         if run is None:
             return
         if run.status != "running" and not (timer_due and run.status in WAITING_STATUSES):
@@ -308,7 +308,7 @@ class Runtime:
 
     async def _poll_once(self) -> None:
         live_ids = list(self._live)
-        lost, markers = await in_thread(self._beat, live_ids)
+        lost, markers = await self.store.run(self._beat, live_ids)
         for run_id in lost:
             live = self._live.get(run_id)
             if live is not None:
@@ -323,7 +323,7 @@ class Runtime:
                 live.command_seq = command_seq
                 live.driver.wake()
         if self.adopt and self.resolve is not None:
-            adoptable, due = await in_thread(self._adoptable)
+            adoptable, due = await self.store.run(self._adoptable)
             for run in adoptable:
                 await self._try_adopt(run.run_id, run)
             for run in due:

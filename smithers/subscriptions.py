@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from .engine import in_thread
 from .events import Event
 from .store import log as log_q
 from .store import runs as runs_q
@@ -50,7 +49,7 @@ async def subscribe(
                 sub.behind = False
                 sub.buffer.clear()
                 while True:
-                    events, status = await in_thread(_read, store, run_id, last)
+                    events, status = await store.run(_read, store, run_id, last)
                     for event in events:
                         last = event.seq
                         yield event
@@ -60,7 +59,7 @@ async def subscribe(
                 if until_terminal and status in ("finished", "failed", "cancelled"):
                     # A terminal run appends nothing more until resumed; if the log ends in
                     # its terminal event, the stream is complete.
-                    tail, _ = await in_thread(_read, store, run_id, last - 1)
+                    tail, _ = await store.run(_read, store, run_id, last - 1)
                     if tail and tail[-1].seq == last and tail[-1].is_terminal:
                         return
             while sub.buffer:

@@ -95,7 +95,7 @@ async def up(options: UpOptions, out: TextIO = sys.stdout) -> int:
     ) as runtime:
         if options.resume:
             assert run_id is not None
-            previous = await in_thread(get_run, store, run_id)
+            previous = await store.run(get_run, store, run_id)
             after = previous.last_seq if previous is not None else -1
             await runtime.resume(run_id, workflow)
         else:
@@ -128,10 +128,10 @@ async def up(options: UpOptions, out: TextIO = sys.stdout) -> int:
                 nonlocal interrupted
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for _ in signals:
-                        run = await in_thread(get_run, store, the_run)
+                        run = await store.run(get_run, store, the_run)
                         if run is not None and run.status not in TERMINAL_STATUSES:
                             interrupted = True
-                            await in_thread(cancel_run, store, the_run)
+                            await store.run(cancel_run, store, the_run)
                         stop.set()
                         return
 
@@ -141,7 +141,7 @@ async def up(options: UpOptions, out: TextIO = sys.stdout) -> int:
             ):
                 view.on_event(event.payload)
             view.close()
-            result = await in_thread(runtime.result, the_run)
+            result = await store.run(runtime.result, the_run)
             if result.status == "finished":
                 print(json.dumps(result.outputs, indent=2, default=str), file=out, flush=True)
             if server is not None and not options.exit_on_finish and not interrupted:

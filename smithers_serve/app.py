@@ -13,7 +13,6 @@ from starlette.routing import Route
 
 from smithers.auth import configured_token
 from smithers.definition import SmithersWorkflow
-from smithers.engine import in_thread
 from smithers.errors import SmithersError
 from smithers.events import Event
 from smithers.metrics import Metrics
@@ -62,7 +61,7 @@ def create_serve_app(
         return target
 
     async def root(request: Request) -> Response:
-        view = await in_thread(run_view, store, run_id)
+        view = await store.run(run_view, store, run_id)
         if view is None:
             raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
         return JSONResponse(view)
@@ -98,7 +97,7 @@ def create_serve_app(
 
         listener = store.bus.add_listener(observe)
         try:
-            past = await in_thread(run_events, store, run_id)
+            past = await store.run(run_events, store, run_id)
             for event in [*past, *(held or [])]:
                 if event.seq > counted:
                     app_metrics.observe_event(event)

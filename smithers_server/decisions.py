@@ -7,7 +7,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smithers import queries
-from smithers.engine import in_thread
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import decide_endpoint, signal_endpoint
 
@@ -17,7 +16,7 @@ from .context import ServerContext
 def routes(ctx: ServerContext) -> list[Route]:
     async def approvals(request: Request) -> Response:
         store = ctx.host.require_server_store()
-        return JSONResponse({"approvals": await in_thread(queries.pending_approvals, store)})
+        return JSONResponse({"approvals": await store.run(queries.pending_approvals, store)})
 
     send_signal = signal_endpoint(ctx.locate, ctx.limits)
     return [

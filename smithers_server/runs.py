@@ -65,7 +65,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         assert limit is not None
         status = request.query_params.get("status") or None
         workflow = request.query_params.get("workflow") or None
-        found = await in_thread(
+        found = await store.run(
             queries.list_runs, store, limit=limit, status=status, workflow=workflow
         )
         return JSONResponse({"runs": found})
@@ -75,7 +75,7 @@ def routes(ctx: ServerContext) -> list[Route]:
 
     async def get_run(request: Request) -> Response:
         run_id = request.path_params["runId"]
-        view = await in_thread(host.view, run_id)
+        view = await host.call(host.view, run_id)
         if view is None:
             raise SmithersError("NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
         return JSONResponse(view)

@@ -11,10 +11,14 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy import event as sa_event
@@ -25,6 +29,8 @@ from ..errors import SmithersError
 from ..events import Event, EventBus, make_payload
 from . import outputs, schema, statements
 from .schema import runs
+
+T = TypeVar("T")
 
 
 class Tx:
@@ -91,9 +97,12 @@ class Tx:
 class Store:
     """A database (SQLite file or PostgreSQL) holding runs, their state and event logs."""
 
-    def __init__(self, engine: Engine, *, bus: EventBus | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, bus: EventBus | None = None, inline: bool | None = None
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.inline = self.dialect == "sqlite" if inline is None else inline
         self.bus = bus or EventBus()
         self.output_tables: dict[str, sa.Table] = {}
         self.output_models: dict[str, type[BaseModel]] = {}
@@ -102,6 +111,18 @@ class Store:
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call `fn` (store work) inline on SQLite, in a worker thread on PostgreSQL.
+
+        A SQLite call takes well under a millisecond and this process's writers already
+        queue on one lock, so a thread hop would cost more than it saves; a PostgreSQL
+        call waits on the network and must not hold the event loop.
+        """
+        if self.inline:
+            await anyio.lowlevel.checkpoint()
+            return fn(*args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
 
     @property
     def url(self) -> str:

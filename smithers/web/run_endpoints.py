@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import commands, queries
-from ..engine import in_thread
 from ..errors import SmithersError
 from ..metrics import Metrics
 from ..runtime import Runtime
@@ -52,7 +51,7 @@ Endpoint = Callable[[Request], Awaitable[Any]]
 def cancel_endpoint(locate: Locate) -> Endpoint:
     async def cancel(request: Request) -> Response:
         target = await locate(request)
-        status = await in_thread(commands.cancel_run, target.store, target.run_id)
+        status = await target.store.run(commands.cancel_run, target.store, target.run_id)
         if status == "already-terminal":
             raise SmithersError(
                 "RUN_NOT_ACTIVE",
@@ -98,7 +97,7 @@ def frames_endpoint(locate: Locate) -> Endpoint:
         limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
         after = query_int(request.query_params, "afterFrameNo", None)
         assert limit is not None
-        found = await in_thread(
+        found = await target.store.run(
             queries.list_frames, target.store, target.run_id, limit=limit, after_frame_no=after
         )
         return JSONResponse(found)
@@ -113,7 +112,7 @@ def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoi
         iteration = body_field(body, "iteration", int, 0)
         if iteration is None or iteration < 0:
             raise invalid("iteration", "iteration must be >= 0")
-        decision = await in_thread(
+        decision = await target.store.run(
             commands.decide,
             target.store,
             target.run_id,
@@ -136,7 +135,7 @@ def signal_endpoint(locate: Locate, limits: Limits) -> Endpoint:
         if not name.strip():
             raise invalid("signalName", "signal name must not be blank")
         body = await limits.body(request)
-        sent = await in_thread(
+        sent = await target.store.run(
             commands.send_signal,
             target.store,
             target.run_id,
