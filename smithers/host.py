@@ -236,6 +236,10 @@ class RunHost:
         run = queries.get_run(store, run_id)
         if run is None:
             raise _not_found(run_id)
+        if run.status in ("finished", "cancelled"):
+            raise SmithersError(
+                "RUN_NOT_ACTIVE", f"run {run_id!r} is {run.status}", {"runId": run_id}
+            )
         runtime = self.runtime(store)
         if runtime.is_live(run_id) or commands.is_live(run, runtime.now()):
             return "running"
