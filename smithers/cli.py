@@ -65,70 +65,20 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--sse-keepalive", type=int, default=10_000, help="ms")
     server.add_argument("--log-level", default="warning")
 
-    runs = sub.add_parser("runs", help="act on runs in a database")
-    actions = runs.add_subparsers(dest="action", required=True)
-    for name in ("approve", "deny"):
-        act = actions.add_parser(name, help=f"{name} a node that waits for approval")
-        act.add_argument("run_id")
-        act.add_argument("node_id")
-        act.add_argument("--iteration", type=int, default=0)
-        act.add_argument("--note")
-        act.add_argument("--by", dest="decided_by")
-        act.add_argument("--decision", help="the decision as JSON (select / rank modes)")
-    sig = actions.add_parser("signal", help="deliver a named signal")
-    sig.add_argument("run_id")
-    sig.add_argument("name")
-    sig.add_argument("--data", default="{}", help="the signal's data as JSON")
-    sig.add_argument("--correlation-id")
-    can = actions.add_parser("cancel", help="cancel a run")
-    can.add_argument("run_id")
-    for act in (*actions.choices.values(),):
-        act.add_argument("--db", required=True, help="database URL or SQLite path")
+    from .operators import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
-def _json_arg(flag: str, text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{flag} is not valid JSON: {exc.msg} at position {exc.pos}") from None
-
-
 def _runs(args: argparse.Namespace) -> int:
-    from . import commands
-    from .store.base import open_store
+    from .operators import UsageError as OperatorUsage
+    from .operators import run_command
 
-    store = open_store(args.db)
-    if args.action in ("approve", "deny"):
-        decision = commands.decide(
-            store,
-            args.run_id,
-            args.node_id,
-            approved=args.action == "approve",
-            iteration=args.iteration,
-            note=args.note,
-            decided_by=args.decided_by,
-            decision=_json_arg("--decision", args.decision),
-        )
-        print(json.dumps(decision.to_json()))
-    elif args.action == "signal":
-        sent = commands.send_signal(
-            store,
-            args.run_id,
-            args.name,
-            _json_arg("--data", args.data),
-            correlation_id=args.correlation_id,
-            received_by="cli",
-        )
-        print(json.dumps(sent))
-    elif args.action == "cancel":
-        status = commands.cancel_run(store, args.run_id)
-        if status == "already-terminal":
-            raise SmithersError("RUN_NOT_ACTIVE", f"run {args.run_id} has already ended")
-        print(json.dumps({"runId": args.run_id, "status": status}))
-    return 0
+    try:
+        return run_command(args)
+    except OperatorUsage as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -241,6 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("smithers: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        print(f"smithers: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return EXIT_USAGE
 
 
