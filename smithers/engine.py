@@ -209,7 +209,16 @@ class RunDriver:
                 )
                 tx.emit(self.run_id, "FrameCommitted", frameNo=new_frame[0], xmlHash=new_frame[1])
             frame_no = new_frame[0] if new_frame else self.frame_no
+            starting = {(r.task.id, r.iteration) for r in starts}
             for action in plan.actions:
+                if action.kind == "pending" and (action.node_id, action.iteration) in starting:
+                    tx.emit(
+                        self.run_id,
+                        "NodePending",
+                        nodeId=action.node_id,
+                        iteration=action.iteration,
+                    )
+                    continue  # its row is written once, as started
                 self._apply(tx, action, frame_no, applied)
             for ready in starts:
                 self._start_attempt(tx, ready, ready.attempt, frame_no)

@@ -95,8 +95,7 @@ def upsert_node(
         values["error_json"] = None if error is None else dumps(error)
     key = {"run_id": run_id, "node_id": node_id, "iteration": iteration}
     changes = {"state": state, "updated_at_ms": now, **values}
-    if statements.update(conn, "_smithers_nodes", key, changes) == 0:
-        statements.insert(conn, "_smithers_nodes", {**key, **changes, "first_frame_no": frame_no})
+    statements.upsert(conn, "_smithers_nodes", key, changes, {"first_frame_no": frame_no})
 
 
 def nodes_in_states(conn: Connection, run_id: str, states: tuple[str, ...]) -> list[NodeRecord]:

@@ -86,6 +86,34 @@ def update(conn: Connection, table: str, where: dict[str, Any], values: dict[str
     return count
 
 
+@cache
+def _upsert_sql(
+    table: str, keys: tuple[str, ...], columns: tuple[str, ...], insert_only: tuple[str, ...]
+) -> str:
+    names = (*keys, *columns, *insert_only)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + c for c in names)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    )
+
+
+def upsert(
+    conn: Connection,
+    table: str,
+    key: dict[str, Any],
+    values: dict[str, Any],
+    insert_only: dict[str, Any] | None = None,
+) -> None:
+    """Insert the row, or update `values` of the row with this `key` (one round trip).
+
+    `insert_only` columns are written when the row is new and left alone otherwise.
+    """
+    extra = insert_only or {}
+    sql = _upsert_sql(table, tuple(key), tuple(values), tuple(extra))
+    execute(conn, sql, {**key, **values, **extra}).close()
+
+
 def insert(conn: Connection, table: str, values: dict[str, Any]) -> None:
     execute(conn, _insert_sql(table, tuple(values)), values).close()
 
