@@ -396,6 +396,8 @@ def claim_for_resume(store: Store, run_id: str, owner_id: str) -> RunRecord:
                     state="pending",
                     error=None,
                 )
+                # A denial that failed the run is asked again, not replayed.
+                nodes_q.delete_denied_approval(tx.conn, run_id, rec.node_id, rec.iteration)
         runs_q.update_run(
             tx.conn,
             run_id,

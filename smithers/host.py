@@ -75,6 +75,8 @@ class RunHost:
         await self._tg.__aenter__()
         if self._db is not None:
             self.server_store = await self._open(self._db)
+        else:
+            await self._open(self._default_db)  # so its runs are found after a restart
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -100,12 +100,13 @@ class Runtime:
             self.store.bus.remove_listener(token)
         self._tokens.clear()
         assert self._tg is not None
+        # Drivers remove themselves as they stop: note what we own before stopping them.
+        owned = list(self._live)
         for live in list(self._live.values()):
             live.driver.cancel()
         self._tg.cancel_scope.cancel()
         await self._tg.__aexit__(None, None, None)
         self._tg = None
-        owned = list(self._live)
         self._live.clear()
         if owned:
             with anyio.CancelScope(shield=True):

@@ -15,11 +15,15 @@ PAGE = 500
 POLL_INTERVAL_S = 0.25
 
 
-def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], str | None]:
+def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool]:
+    """Events after `after_seq`, and whether the log ended there for good (a terminal run
+    whose last event has been read: terminal events are always a run's last)."""
     with store.read() as conn:
         events = log_q.events_after(conn, run_id, after_seq, PAGE)
         run = runs_q.get_run(conn, run_id)
-    return events, None if run is None else run.status
+    last = events[-1].seq if events else after_seq
+    ended = run is not None and run.is_terminal and run.last_seq <= last
+    return events, ended
 
 
 async def subscribe(
@@ -49,19 +53,15 @@ async def subscribe(
                 sub.behind = False
                 sub.buffer.clear()
                 while True:
-                    events, status = await store.run(_read, store, run_id, last)
+                    events, ended = await store.run(_read, store, run_id, last)
                     for event in events:
                         last = event.seq
                         yield event
                     if len(events) < PAGE:
                         break
                 need_read = False
-                if until_terminal and status in ("finished", "failed", "cancelled"):
-                    # A terminal run appends nothing more until resumed; if the log ends in
-                    # its terminal event, the stream is complete.
-                    tail, _ = await store.run(_read, store, run_id, last - 1)
-                    if tail and tail[-1].seq == last and tail[-1].is_terminal:
-                        return
+                if until_terminal and ended:
+                    return
             while sub.buffer:
                 event = sub.buffer.popleft()
                 if event.seq <= last:

@@ -227,6 +227,15 @@ def get_approval(
     return None if row is None else ApprovalRecord.from_row(row)
 
 
+def delete_denied_approval(conn: Connection, run_id: str, node_id: str, iteration: int) -> None:
+    statements.execute(
+        conn,
+        "DELETE FROM _smithers_approvals WHERE run_id = :rid AND node_id = :nid "
+        "AND iteration = :it AND status = 'denied'",
+        {"rid": run_id, "nid": node_id, "it": iteration},
+    ).close()
+
+
 def decide_approval(
     conn: Connection,
     run_id: str,

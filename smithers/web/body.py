@@ -77,6 +77,11 @@ def parse_json(raw: bytes) -> Any:
         raise SmithersError("INVALID_JSON", f"request body is not valid JSON: {exc}") from None
     if json_depth(value) > MAX_JSON_DEPTH:
         raise _too_deep()
+    try:
+        # `\ud800` escapes parse into strings that no UTF-8 store or response can hold.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SmithersError("INVALID_JSON", "request body has an unpaired surrogate") from None
     return value
 
 

@@ -8,6 +8,9 @@ from ..errors import SmithersError
 
 T = TypeVar("T")
 
+# Integers the databases store (64-bit); anything wider is a 400, not a driver error.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 _NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object"}
 
 
@@ -24,6 +27,8 @@ def body_field(
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise invalid(name, f"{name} must be {_NAMES.get(kind, kind.__name__)}")
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise invalid(name, f"{name} is out of range")
     return value
 
 
@@ -42,6 +47,8 @@ def query_int(
         value = int(raw)
     except ValueError:
         raise invalid(name, f"{name} must be an integer") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise invalid(name, f"{name} is out of range")
     if minimum is not None and value < minimum:
         raise invalid(name, f"{name} must be at least {minimum}")
     if maximum is not None and value > maximum:

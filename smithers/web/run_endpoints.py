@@ -67,13 +67,12 @@ def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
     async def events(request: Request) -> EventStreamResponse:
         target = await locate(request)
         after = query_int(request.query_params, "afterSeq", -1)
+        last_id = query_int(
+            {"Last-Event-ID": request.headers.get("last-event-id")}, "Last-Event-ID", None
+        )
         assert after is not None
-        last_id = request.headers.get("last-event-id")
         if last_id is not None:
-            try:
-                after = max(after, int(last_id))
-            except ValueError:
-                raise invalid("Last-Event-ID", "Last-Event-ID must be an integer") from None
+            after = max(after, last_id)
         runtime = target.runtime
         metrics = limits.metrics
         return EventStreamResponse(
