@@ -27,7 +27,7 @@ def _tracer() -> Any:
     if not enabled():
         return None
     try:
-        from opentelemetry import trace
+        import opentelemetry.trace as trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
