@@ -9,21 +9,24 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
-from .errors import SmithersError
+from .errors import SmithersError, UsageError
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class UsageError(Exception):
-    """Bad command-line input: one line on stderr, exit 2."""
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (ours), not usage text plus the error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smithers", description="Durable workflow runs.")
+    parser = _Parser(prog="smithers", description="Durable workflow runs.")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run a workflow file in the foreground")
     up.add_argument("workflow", help="path to the workflow's .py file")
@@ -72,13 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from .operators import UsageError as OperatorUsage
     from .operators import run_command
 
-    try:
-        return run_command(args)
-    except OperatorUsage as exc:
-        raise UsageError(str(exc)) from None
+    return run_command(args)
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -166,6 +165,34 @@ async def _up(args: argparse.Namespace) -> int:
     return await up(options)
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """The one error inside task-group wrappers, so it is reported as itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _report(exc: BaseException) -> int:
+    """One line on stderr and the exit code for an error the user can act on."""
+    if isinstance(exc, UsageError):
+        print(f"smithers: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, SmithersError):
+        print(f"smithers: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if exc.code in ("WORKFLOW_LOAD_FAILED", "INVALID_REQUEST") else 1
+    if isinstance(exc, KeyboardInterrupt):
+        print("smithers: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        # The reader of our output went away (`| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if isinstance(exc, OSError):
+        print(f"smithers: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    raise exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("SMITHERS_LOG_LEVEL", "WARNING"),
@@ -173,7 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args = _parser().parse_args(argv)
-    except SystemExit as exc:
+    except UsageError as exc:
+        return _report(exc)
+    except SystemExit as exc:  # --help
         return int(exc.code or 0) and EXIT_USAGE
     try:
         if args.command == "up":
@@ -182,22 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _runs(args)
         if args.command == "server":
             return _server(args)
-    except UsageError as exc:
-        print(f"smithers: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SmithersError as exc:
-        print(f"smithers: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if exc.code in ("WORKFLOW_LOAD_FAILED", "INVALID_REQUEST") else 1
-    except KeyboardInterrupt:
-        print("smithers: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader of our output went away (`| head`): not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except OSError as exc:
-        print(f"smithers: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:
+        return _report(_unwrap(exc))
     return EXIT_USAGE
 
 

@@ -57,6 +57,10 @@ class SmithersError(Exception):
         return f"SmithersError({self.code!r}, {self.message!r})"
 
 
+class UsageError(Exception):
+    """Bad command-line input: the CLI prints it as one line and exits 2."""
+
+
 def error_json(exc: BaseException) -> dict[str, Any]:
     """The JSON stored for a failure (run error, node error)."""
     if isinstance(exc, SmithersError):

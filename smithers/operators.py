@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from .errors import SmithersError
+from .errors import SmithersError, UsageError
 from .progress import LiveView, PlainView
 
 Json = dict[str, Any]
@@ -49,10 +49,6 @@ def add_parsers(sub: Any) -> None:
         where.add_argument("--url", help="act through this server (http://host:port)")
         act.add_argument("--token", help="the server's token (default: $SMITHERS_API_KEY)")
         act.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-
-class UsageError(Exception):
-    pass
 
 
 def json_arg(flag: str, text: str | None) -> Any:
@@ -186,7 +182,7 @@ def print_table(rows: list[Json], out: TextIO) -> None:
         )
         for r in rows
     ]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(header)]
     for line in (header, *lines):
         print(
             "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip(),

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from .commands import cancel_run
+from .commands import cancel_run, generate_run_id
 from .definition import SmithersWorkflow
 from .engine import in_thread
 from .errors import SmithersError
@@ -83,79 +83,78 @@ async def up(options: UpOptions, out: TextIO = sys.stdout) -> int:
     if options.resume and run_id is None:
         raise SmithersError("INVALID_REQUEST", "--resume needs --run-id")
 
+    the_run: str = run_id or generate_run_id()
+
     def resolve(run: Any) -> SmithersWorkflow | None:
-        return workflow if run.run_id == run_id else None
+        return workflow if run.run_id == the_run else None
 
     interrupted = False
-    async with Runtime(
-        store,
-        resolve=resolve,
-        root_dir=os.path.abspath(options.root),
-        allow_network=options.allow_network,
-    ) as runtime:
+    async with (
+        Runtime(
+            store,
+            resolve=resolve,
+            root_dir=os.path.abspath(options.root),
+            allow_network=options.allow_network,
+        ) as runtime,
+        anyio.create_task_group() as tg,
+    ):
+        server = None
+        url = None
+        if options.serve:
+            # Bind before the run exists: a port in use must not leave a run behind.
+            server, url = await _serve(tg, options, workflow, store, the_run, runtime)
         if options.resume:
-            assert run_id is not None
-            previous = await store.run(get_run, store, run_id)
+            previous = await store.run(get_run, store, the_run)
             after = previous.last_seq if previous is not None else -1
-            await runtime.resume(run_id, workflow)
+            await runtime.resume(the_run, workflow)
         else:
             after = -1
-            run_id = await runtime.start(workflow, input=options.input, run_id=run_id)
-        assert run_id is not None
-        the_run: str = run_id
-        async with anyio.create_task_group() as tg:
-            server = None
-            url = None
-            if options.serve:
-                server, url = await _serve(tg, options, workflow, store, the_run, runtime)
+            await runtime.start(workflow, input=options.input, run_id=the_run)
+        print(
+            f"run {the_run} ({workflow.name}) in {db_arg}" + (f", serving {url}" if url else ""),
+            file=out,
+            flush=True,
+        )
+        hint = _hint(the_run, db_arg, url)
+        view: PlainView | LiveView = (
+            LiveView(out, hint, lambda: _latest_frame(store, the_run), f"{workflow.name} {the_run}")
+            if out.isatty()
+            else PlainView(out, hint)
+        )
+        stop = anyio.Event()
+
+        async def on_signals() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    run = await store.run(get_run, store, the_run)
+                    if run is not None and run.status not in TERMINAL_STATUSES:
+                        interrupted = True
+                        await store.run(cancel_run, store, the_run)
+                    stop.set()
+                    return
+
+        tg.start_soon(on_signals)
+        async for event in subscribe(
+            store, the_run, after, is_local=lambda: runtime.is_live(the_run)
+        ):
+            view.on_event(event.payload)
+        view.close()
+        result = await store.run(runtime.result, the_run)
+        if result.status == "finished":
+            print(json.dumps(result.outputs, indent=2, default=str), file=out, flush=True)
+        if server is not None and not options.exit_on_finish and not interrupted:
             print(
-                f"run {the_run} ({workflow.name}) in {db_arg}"
-                + (f", serving {url}" if url else ""),
+                f"run {result.status}; still serving {url} (Ctrl-C to exit)",
                 file=out,
                 flush=True,
             )
-            hint = _hint(the_run, db_arg, url)
-            view: PlainView | LiveView = (
-                LiveView(
-                    out, hint, lambda: _latest_frame(store, the_run), f"{workflow.name} {the_run}"
-                )
-                if out.isatty()
-                else PlainView(out, hint)
-            )
-            stop = anyio.Event()
-
-            async def on_signals() -> None:
-                nonlocal interrupted
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        run = await store.run(get_run, store, the_run)
-                        if run is not None and run.status not in TERMINAL_STATUSES:
-                            interrupted = True
-                            await store.run(cancel_run, store, the_run)
-                        stop.set()
-                        return
-
-            tg.start_soon(on_signals)
-            async for event in subscribe(
-                store, the_run, after, is_local=lambda: runtime.is_live(the_run)
-            ):
-                view.on_event(event.payload)
-            view.close()
-            result = await store.run(runtime.result, the_run)
-            if result.status == "finished":
-                print(json.dumps(result.outputs, indent=2, default=str), file=out, flush=True)
-            if server is not None and not options.exit_on_finish and not interrupted:
-                print(
-                    f"run {result.status}; still serving {url} (Ctrl-C to exit)",
-                    file=out,
-                    flush=True,
-                )
-                await stop.wait()
-            if server is not None:
-                server.should_exit = True
-                while server.started and not getattr(server, "_smithers_done", False):
-                    await anyio.sleep(0.02)
-            tg.cancel_scope.cancel()
+            await stop.wait()
+        if server is not None:
+            server.should_exit = True
+            while server.started and not getattr(server, "_smithers_done", False):
+                await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FINISHED if result.status == "finished" else EXIT_FAILED
@@ -172,7 +171,7 @@ async def _serve(
     from smithers_serve import create_serve_app
 
     from .auth import configured_token
-    from .web.serving import EmbeddedServer, check_bind, uvicorn_config
+    from .web.serving import EmbeddedServer, bind_socket, check_bind, uvicorn_config
 
     token = configured_token(options.token)
     check_bind(options.host, token, insecure=False)
@@ -181,10 +180,11 @@ async def _serve(
     )
     config = uvicorn_config(app, host=options.host, port=options.port, headers_timeout_ms=30_000)
     server = EmbeddedServer(config)
+    sock = bind_socket(options.host, options.port)
 
     async def run_server() -> None:
         try:
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             server._smithers_done = True  # type: ignore[attr-defined]
 
@@ -196,6 +196,6 @@ async def _serve(
                     "SERVER_ERROR", f"cannot serve on {options.host}:{options.port}"
                 )
             await anyio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else options.port
+    port = sock.getsockname()[1]
     shown = f"[{options.host}]" if ":" in options.host else options.host
     return server, f"http://{shown}:{port}"

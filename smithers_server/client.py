@@ -25,7 +25,6 @@ import anyio
 import httpx
 
 from smithers.errors import SmithersError
-from smithers.events import TERMINAL_EVENT_TYPES
 
 __all__ = ["AsyncSmithersClient", "SmithersAPIError", "SmithersClient", "SmithersConnectionError"]
 
@@ -238,7 +237,6 @@ class _Follow:
     retry_ms: int = 1000
     failures: int = 0
     opened: bool = False
-    done: bool = False
     data: list[str] = field(default_factory=list)
     seq: str | None = None
 
@@ -289,7 +287,6 @@ class _Follow:
             )
         event["seq"] = self.last = number
         self.failures = 0
-        self.done = event.get("type") in TERMINAL_EVENT_TYPES
         return event
 
     def dropped(self, error: SmithersError) -> float:
@@ -424,7 +421,7 @@ class SmithersClient:
         reconnect_delay: float | None = None,
         idle_timeout: float = 45.0,
     ) -> Iterator[Json]:
-        """The run's events after `after_seq`, each with its `seq`, through the terminal one.
+        """The run's events after `after_seq`, each with its `seq`, until the run has ended.
 
         Reconnects after a drop (waiting `retry:` ms, or `reconnect_delay` s); raises
         `SmithersConnectionError` after `max_reconnects` consecutive failed reconnects.
@@ -449,8 +446,6 @@ class SmithersClient:
                         event = follow.line(line)
                         if event is not None:
                             yield event
-                            if follow.done:
-                                return
                 return  # a complete response: the server says nothing more follows
             except httpx.TransportError as exc:
                 error = _unreachable(self.base_url, exc)
@@ -595,8 +590,6 @@ class AsyncSmithersClient:
                         event = follow.line(line)
                         if event is not None:
                             yield event
-                            if follow.done:
-                                return
                 return  # a complete response: the server says nothing more follows
             except httpx.TransportError as exc:
                 error = _unreachable(self.base_url, exc)

@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -27,7 +28,11 @@ def _for(dialect: str, sql: str) -> str:
 def execute(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
     """Run `sql` (with `:name` markers) in the caller's transaction; the DBAPI cursor."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(_for(conn.dialect.name, sql), params or {})
+    try:
+        cursor.execute(_for(conn.dialect.name, sql), params or {})
+    except conn.dialect.loaded_dbapi.IntegrityError as exc:
+        # Callers catch SQLAlchemy's IntegrityError whichever path ran the statement.
+        raise IntegrityError(sql, params, exc) from exc
     return cursor
 
 

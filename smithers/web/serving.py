@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -72,6 +73,23 @@ def protocol_with_timeout(headers_timeout_s: float) -> type[SlowHeadersProtocol]
     return type(
         "SmithersH11Protocol", (SlowHeadersProtocol,), {"headers_timeout": headers_timeout_s}
     )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket, or a one-line error (port in use, address not ours)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise SmithersError(
+            "INVALID_REQUEST", f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def is_loopback_bind(host: str) -> bool:
