@@ -6,9 +6,10 @@ answer into a value or a `SmithersAPIError`. A request that gets no answer at al
 `SmithersConnectionError`.
 
 `events()` follows `GET /v1/runs/{runId}/events` and reconnects by itself when the stream
-drops before the run's terminal event, resuming after the last seq it delivered (both
-`afterSeq` and `Last-Event-ID`), so the caller sees every seq once, in order, and nothing
-after the terminal event. `_Follow` holds that bookkeeping for both clients.
+drops before the server ends it (the server ends it once the run is terminal and every
+event was sent), resuming after the last seq it delivered (both `afterSeq` and
+`Last-Event-ID`), so the caller sees every seq once, in order. `_Follow` holds that
+bookkeeping for both clients.
 """
 
 from __future__ import annotations

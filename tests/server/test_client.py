@@ -346,12 +346,17 @@ def test_deny_and_resume(client: SmithersClient) -> None:
     before = len(list(client.events(failing)))
     assert client.resume(failing) == {"runId": failing}
     assert client.resume(failing, "failing.py")["runId"] == failing
-    # events() stops at the first terminal event; the resumed run's events follow it.
-    assert list(client.events(failing))[-1]["seq"] == before - 1
+    assert wait_for(client, failing, *TERMINAL)["status"] == "failed"
+    # events() follows until the server ends the stream: past the old RunFailed, through
+    # the resumed run's events, to its new terminal event.
+    everything = list(client.events(failing))
+    assert [e["seq"] for e in everything] == list(range(len(everything)))
+    assert len(everything) > before
+    assert everything[before - 1]["type"] == "RunFailed"
+    assert everything[before]["type"] != "RunFailed"
+    assert everything[-1]["type"] == "RunFailed"
     more = list(client.events(failing, after_seq=before - 1))
-    assert [e["seq"] for e in more] == list(range(before, before + len(more)))
-    assert more[0]["type"] != "RunFailed" and more[-1]["type"] == "RunFailed"
-    assert client.get_run(failing)["status"] == "failed"
+    assert more == everything[before:]
 
     finished = client.start_run("hello.py")
     wait_for(client, finished, *TERMINAL)
@@ -593,7 +598,7 @@ def test_stream_resume_skips_replays_and_partial_frames() -> None:
                     frame(2),
                     'id: 3\r\ndata: {"type": "NodeOutput",\r\ndata:  "n": 3}\r\n\r\n',
                     frame(4, "RunFinished"),
-                    frame(5),  # after the terminal event: never read
+                    frame(5),  # a resumed run goes on: the stream, not the event, ends it
                 ]
             ),
         ]
@@ -602,9 +607,9 @@ def test_stream_resume_skips_replays_and_partial_frames() -> None:
     with client:
         seen = list(client.events("r1"))
     assert time.monotonic() - started >= 0.15  # the retry: hint, not the default 1 s
-    assert [e["seq"] for e in seen] == [0, 1, 2, 3, 4]
+    assert [e["seq"] for e in seen] == [0, 1, 2, 3, 4, 5]
     assert seen[3] == {"type": "NodeOutput", "n": 3, "seq": 3}
-    assert seen[-1]["type"] == "RunFinished"
+    assert seen[4]["type"] == "RunFinished"
     assert requests[0].url.params["afterSeq"] == "-1"
     assert "last-event-id" not in requests[0].headers
     assert requests[0].headers["authorization"] == "Bearer tok"
