@@ -189,7 +189,6 @@ class RunHost:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run store work across this host's stores the way they all allow (see Store.run)."""
         if all(store.inline for store in self._stores.values()):
-            await anyio.lowlevel.checkpoint()
             return fn(*args)
         return await in_thread(fn, *args)
 

@@ -120,7 +120,6 @@ class Store:
         call waits on the network and must not hold the event loop.
         """
         if self.inline:
-            await anyio.lowlevel.checkpoint()
             return fn(*args, **kwargs)
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
 

@@ -57,16 +57,18 @@ def insert_frame(
     task_index_json: str,
     note: str | None = None,
 ) -> None:
-    conn.execute(
-        sa.insert(frames).values(
-            run_id=run_id,
-            frame_no=frame_no,
-            created_at_ms=now,
-            xml_json=xml_json,
-            xml_hash=xml_hash,
-            encoding="full",
-            mounted_task_ids_json=mounted_task_ids_json,
-            task_index_json=task_index_json,
-            note=note,
-        )
+    statements.insert(
+        conn,
+        "_smithers_frames",
+        {
+            "run_id": run_id,
+            "frame_no": frame_no,
+            "created_at_ms": now,
+            "xml_json": xml_json,
+            "xml_hash": xml_hash,
+            "encoding": "full",
+            "mounted_task_ids_json": mounted_task_ids_json,
+            "task_index_json": task_index_json,
+            "note": note,
+        },
     )

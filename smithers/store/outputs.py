@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from ..errors import SmithersError
+from . import statements
 from .schema import RESERVED_COLUMNS, BigInt
 
 _SCALARS: dict[type, sa.types.TypeEngine[Any]] = {
@@ -122,7 +123,7 @@ def write_output(
     value: BaseModel,
 ) -> None:
     key = {"run_id": run_id, "node_id": node_id, "iteration": iteration}
-    conn.execute(table.insert(), {**key, **row_values(model, value)})
+    statements.insert(conn, table.name, {**key, **row_values(model, value)})
 
 
 def read_outputs(

@@ -67,17 +67,23 @@ def for_update(conn: Connection) -> str:
     return "" if conn.dialect.name == "sqlite" else " FOR UPDATE"
 
 
+def _q(name: str) -> str:
+    """A quoted identifier: output tables and fields are named by users (`order`, `fooBar`)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 @cache
 def _update_sql(table: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
-    sets = ", ".join(f"{c} = :v_{c}" for c in columns)
-    where = " AND ".join(f"{k} = :k_{k}" for k in keys)
-    return f"UPDATE {table} SET {sets} WHERE {where}"
+    sets = ", ".join(f"{_q(c)} = :v_{c}" for c in columns)
+    where = " AND ".join(f"{_q(k)} = :k_{k}" for k in keys)
+    return f"UPDATE {_q(table)} SET {sets} WHERE {where}"
 
 
 @cache
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+        f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) "
+        f"VALUES ({', '.join(':' + c for c in columns)})"
     )
 
 
@@ -96,10 +102,9 @@ def _upsert_sql(
     table: str, keys: tuple[str, ...], columns: tuple[str, ...], insert_only: tuple[str, ...]
 ) -> str:
     names = (*keys, *columns, *insert_only)
-    sets = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in columns)
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + c for c in names)}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+        f"{_insert_sql(table, names)} ON CONFLICT ({', '.join(map(_q, keys))}) DO UPDATE SET {sets}"
     )
 
 

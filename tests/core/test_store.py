@@ -34,3 +34,25 @@ async def test_concurrent_first_runs_create_output_tables_once(db_url: str) -> N
         for store in stores:
             store.close()
     assert statuses == ["finished"] * 16
+
+
+async def test_outputs_named_with_reserved_words_and_mixed_case(store: Store) -> None:
+    from pydantic import BaseModel, Field
+
+    from smithers import Task, Workflow, create_smithers, run_workflow
+
+    class Order(BaseModel):
+        select: str
+        fromWhere: int = Field(default=0)
+
+    smithers, outputs = create_smithers(order=Order)
+
+    @smithers
+    def wf(ctx: object) -> Workflow:
+        return Workflow(
+            "reserved", [Task("group", output=outputs.order, run={"select": "*", "fromWhere": 2})]
+        )
+
+    result = await run_workflow(wf, store=store)
+    assert result.status == "finished"
+    assert result.outputs["group"] == {"select": "*", "fromWhere": 2}
