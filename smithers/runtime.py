@@ -158,34 +158,24 @@ class Runtime:
     ) -> None:
         ensure_output_tables(self.store, workflow)
         try:
-            self._insert(workflow, run_id, input, config, auth)
+            with self.store.write() as tx:
+                runs_q.insert_run(
+                    tx.conn,
+                    run_id=run_id,
+                    workflow_name=workflow.name,
+                    workflow_path=workflow.path,
+                    workflow_hash=workflow.content_hash,
+                    owner_id=self.owner_id,
+                    now=tx.now,
+                    input=input,
+                    config=config,
+                    auth=auth,
+                )
+                tx.emit(run_id, "RunStarted")
         except IntegrityError:
             raise SmithersError(
                 "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
             ) from None
-
-    def _insert(
-        self,
-        workflow: SmithersWorkflow,
-        run_id: str,
-        input: Any,
-        config: dict[str, Any],
-        auth: dict[str, Any] | None,
-    ) -> None:
-        with self.store.write() as tx:
-            runs_q.insert_run(
-                tx.conn,
-                run_id=run_id,
-                workflow_name=workflow.name,
-                workflow_path=workflow.path,
-                workflow_hash=workflow.content_hash,
-                owner_id=self.owner_id,
-                now=tx.now,
-                input=input,
-                config=config,
-                auth=auth,
-            )
-            tx.emit(run_id, "RunStarted")
 
     async def resume(self, run_id: str, workflow: SmithersWorkflow) -> None:
         """Claim a run (parked, paused, failed, stale or unowned) and drive it."""

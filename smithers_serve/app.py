@@ -19,7 +19,7 @@ from smithers.metrics import Metrics
 from smithers.queries import run_events, run_view
 from smithers.runtime import Runtime
 from smithers.store.base import Store
-from smithers.web.app import build_app, health, metrics_endpoint
+from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import (
@@ -119,14 +119,6 @@ def create_serve_app(
         Route("/signals/{signalName}", signal_endpoint(locate, limits), methods=["POST"]),
         Route("/cancel", cancel_and_notify, methods=["POST"]),
     ]
-    if app_metrics is not None:
-        routes.append(Route("/metrics", metrics_endpoint(app_metrics), methods=["GET"]))
-    app = build_app(
-        routes,
-        token=token,
-        host_guard=token is None and not insecure,
-        metrics=app_metrics,
-        lifespan=lifespan,
-    )
+    app = build_app(routes, token=token, insecure=insecure, metrics=app_metrics, lifespan=lifespan)
     app.state.workflow = workflow
     return app

@@ -16,7 +16,7 @@ from smithers.auth import configured_token
 from smithers.host import RunHost
 from smithers.metrics import Metrics
 from smithers.store.base import Store
-from smithers.web.app import build_app, health, metrics_endpoint
+from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import Limits
@@ -87,14 +87,6 @@ def create_app(
         *decisions.routes(ctx),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    if app_metrics is not None:
-        routes.append(Route("/metrics", metrics_endpoint(app_metrics), methods=["GET"]))
-    app = build_app(
-        routes,
-        token=token,
-        host_guard=token is None and not insecure,
-        metrics=app_metrics,
-        lifespan=lifespan,
-    )
+    app = build_app(routes, token=token, insecure=insecure, metrics=app_metrics, lifespan=lifespan)
     app.state.smithers = ctx
     return app

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from ..errors import SmithersError
 from ..metrics import CONTENT_TYPE, Metrics
@@ -62,12 +62,18 @@ def build_app(
     routes: Sequence[BaseRoute],
     *,
     token: str | None,
-    host_guard: bool,
+    insecure: bool,
     metrics: Metrics | None,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
 ) -> Starlette:
+    """An app with the shared guard (DNS-rebinding guard when open and not `insecure`),
+    error envelope everywhere, and `/metrics` when `metrics` is given."""
+    routes = list(routes)
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics_endpoint(metrics), methods=["GET"]))
+    host_guard = token is None and not insecure
     return Starlette(
-        routes=list(routes),
+        routes=routes,
         middleware=[
             Middleware(GuardMiddleware, token=token, host_guard=host_guard, metrics=metrics)
         ],
