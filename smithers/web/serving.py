@@ -23,13 +23,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from ..errors import SmithersError
 
 
-class SlowHeadersProtocol(H11Protocol):
-    headers_timeout: float = 30.0
+class _HeadersDeadline:
+    """Closes a connection whose request headers are not all in `headers_timeout` after it
+    opened or after its previous response. Mixed into uvicorn's protocol classes."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._headers_timer: asyncio.TimerHandle | None = None
-        self._arm_headers_timer()
+    headers_timeout: float = 30.0
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    _headers_timer: asyncio.TimerHandle | None = None
 
     def _arm_headers_timer(self) -> None:
         self._cancel_headers_timer()
@@ -44,6 +45,12 @@ class SlowHeadersProtocol(H11Protocol):
         self._headers_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class SlowHeadersH11(_HeadersDeadline, H11Protocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_headers_timer()
 
     def handle_events(self) -> None:
         before = self.cycle
@@ -61,6 +68,33 @@ class SlowHeadersProtocol(H11Protocol):
         super().connection_lost(exc)
 
 
+def _httptools_protocol() -> type[asyncio.Protocol] | None:
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools is optional for uvicorn; h11 serves without it
+        return None
+
+    class SlowHeadersHttpTools(_HeadersDeadline, HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_headers_timer()
+
+        def on_headers_complete(self) -> None:
+            self._cancel_headers_timer()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_headers_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_headers_timer()
+            super().connection_lost(exc)
+
+    return SlowHeadersHttpTools
+
+
 class EmbeddedServer(uvicorn.Server):
     """uvicorn inside an event loop we own: it leaves signal handling to us."""
 
@@ -69,10 +103,11 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def protocol_with_timeout(headers_timeout_s: float) -> type[SlowHeadersProtocol]:
-    return type(
-        "SmithersH11Protocol", (SlowHeadersProtocol,), {"headers_timeout": headers_timeout_s}
-    )
+def protocol_with_timeout(headers_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol (its fast C parser) when installed, else h11's, with the
+    headers deadline."""
+    base = _httptools_protocol() or SlowHeadersH11
+    return type("SmithersHttpProtocol", (base,), {"headers_timeout": headers_timeout_s})
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
