@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .runtime import RunResult, Runtime
 
 
+MAX_SIGNAL_NAME = 256
+
+
 def generate_run_id() -> str:
     return "smi_" + secrets.token_hex(12)
 
@@ -224,6 +227,12 @@ def send_signal(
     if not isinstance(name, str) or not name.strip():
         raise SmithersError(
             "INVALID_REQUEST", "signal name must not be blank", {"field": "signalName"}
+        )
+    if len(name) > MAX_SIGNAL_NAME:
+        raise SmithersError(
+            "INVALID_REQUEST",
+            f"signal name longer than {MAX_SIGNAL_NAME} characters",
+            {"field": "signalName"},
         )
     data = {} if data is None else data
     with store.write() as tx:

@@ -191,6 +191,9 @@ class RunDriver:
                     error["code"] = "RENDER_FAILED"
                 self._end_run(tx, "failed", error)
                 return Step("failed")
+            if not self._rendered_once and rendered.name and rendered.name != run.workflow_name:
+                # The name users give `Workflow("...")` is the run's name, as in the original.
+                runs_q.update_run(tx.conn, self.run_id, workflow_name=rendered.name)
             self.uses = rendered.uses | (self.uses if self._rendered_once else frozenset())
             self._rendered_once = True
             plan = rendered.plan

@@ -62,6 +62,7 @@ class RunHost:
         self._stores: dict[str, Store] = {}
         self._runtimes: dict[str, Runtime] = {}
         self._located: OrderedDict[str, Store] = OrderedDict()
+        self._unloadable: set[str] = set()
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop = anyio.Event()
         self._lock = anyio.Lock()
@@ -147,7 +148,9 @@ class RunHost:
         try:
             return load_workflow(run.workflow_path, self.root_dir)
         except SmithersError as exc:
-            logger.warning("cannot resume run %s: %s", run.run_id, exc.message)
+            if run.run_id not in self._unloadable:  # once, not at every adoption scan
+                self._unloadable.add(run.run_id)
+                logger.warning("cannot resume run %s: %s", run.run_id, exc.message)
             return None
 
     async def store_for(self, workflow: SmithersWorkflow) -> Store:

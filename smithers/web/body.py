@@ -70,7 +70,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise SmithersError("INVALID_JSON", "request body is not valid UTF-8") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise _too_deep() from None
     except ValueError as exc:
@@ -83,6 +83,10 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeEncodeError:
         raise SmithersError("INVALID_JSON", "request body has an unpaired surrogate") from None
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _too_deep() -> SmithersError:

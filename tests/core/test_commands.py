@@ -195,3 +195,20 @@ async def test_fork_copies_finished_work_into_a_new_run(store: Store) -> None:
     with pytest.raises(SmithersError) as info:
         await fork(store, parked.run_id, 0, "forked-1")
     assert info.value.code == "RUN_ALREADY_EXISTS"
+
+
+async def test_signal_names_are_bounded(store: Store) -> None:
+    parked = await run_workflow(early_signal, store=store)
+    with pytest.raises(SmithersError) as info:
+        await signal(store, parked.run_id, "x" * 257, {})
+    assert info.value.code == "INVALID_REQUEST"
+    sent = await signal(store, parked.run_id, "x" * 256, {})
+    assert sent["signalName"] == "x" * 256
+
+
+async def test_the_run_is_named_by_its_workflow_node(store: Store) -> None:
+    result = await run_workflow(
+        load_workflow(EXAMPLES / "bash_echo.py"), store=store, input={"msg": "hi"}
+    )
+    view = run_view(store, result.run_id)
+    assert view is not None and view["workflowName"] == "echo"  # Workflow("echo"), not the file

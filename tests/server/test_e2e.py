@@ -995,7 +995,7 @@ def test_workflow_with_own_db_is_mirrored(client: httpx.Client, nodb: ServerProc
     assert wait_status(client, run_id, TERMINAL)["status"] == "finished"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        runs = client.get("/v1/runs", params={"workflow": "srv_owndb"}).json()["runs"]
+        runs = client.get("/v1/runs", params={"workflow": "owndb"}).json()["runs"]
         found = [r for r in runs if r["runId"] == run_id]
         if found and found[0]["status"] == "finished":
             break
