@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,17 +190,20 @@ def _pump(
                     sel.unregister(key.fd)
 
 
-def _run(
-    tctx: TaskContext | None,
-    stop: threading.Event | None,
-    cmd: str,
-    args: Sequence[str],
-    cwd: str | None,
-    timeout_ms: int,
-    max_output_bytes: int,
-    allow_network: bool | None,
-    root_dir: str | None,
-) -> str:
+@dataclass(frozen=True)
+class _Call:
+    """One call's arguments, as given (None: from the task, or the default)."""
+
+    cmd: str
+    args: Sequence[str]
+    cwd: str | None
+    timeout_ms: int
+    max_output_bytes: int
+    allow_network: bool | None
+    root_dir: str | None
+
+
+def _run(tctx: TaskContext | None, stop: threading.Event | None, call: _Call) -> str:
     call_id = "tc_" + secrets.token_hex(8)
 
     def emit(type_: str, **fields: Any) -> None:
@@ -215,9 +219,7 @@ def _run(
 
     emit("ToolCallStarted")
     try:
-        out = _execute(
-            tctx, stop, cmd, args, cwd, timeout_ms, max_output_bytes, allow_network, root_dir
-        )
+        out = _execute(tctx, stop, call)
     except SmithersError as exc:
         emit("ToolCallFinished", status="error", error=exc.to_json())
         raise
@@ -228,17 +230,9 @@ def _run(
     return out
 
 
-def _execute(
-    tctx: TaskContext | None,
-    stop: threading.Event | None,
-    cmd: str,
-    args: Sequence[str],
-    cwd: str | None,
-    timeout_ms: int,
-    max_output_bytes: int,
-    allow_network: bool | None,
-    root_dir: str | None,
-) -> str:
+def _execute(tctx: TaskContext | None, stop: threading.Event | None, call: _Call) -> str:
+    cmd, args, cwd, timeout_ms = call.cmd, call.args, call.cwd, call.timeout_ms
+    root_dir, allow_network = call.root_dir, call.allow_network
     if root_dir is None:
         root_dir = tctx.root_dir if tctx is not None else os.getcwd()
     if allow_network is None:
@@ -269,7 +263,7 @@ def _execute(
         if tctx is not None:
             tctx.log(text, stream=stream)
 
-    streams = [_Stream(name, max_output_bytes, on_line) for name in ("stdout", "stderr")]
+    streams = [_Stream(name, call.max_output_bytes, on_line) for name in ("stdout", "stderr")]
 
     def tails() -> dict[str, Any]:
         return {
@@ -327,17 +321,8 @@ def bash(
     root_dir: str | None = None,
 ) -> str:
     """Run `[cmd, *args]` (no shell) in the run's root and return its stdout."""
-    return _run(
-        current_task.get(),
-        None,
-        cmd,
-        args,
-        cwd,
-        timeout_ms,
-        max_output_bytes,
-        allow_network,
-        root_dir,
-    )
+    call = _Call(cmd, args, cwd, timeout_ms, max_output_bytes, allow_network, root_dir)
+    return _run(current_task.get(), None, call)
 
 
 async def bash_async(
@@ -351,17 +336,11 @@ async def bash_async(
 ) -> str:
     """`bash` on a worker thread; cancelling the caller kills the command's process group."""
     stop = threading.Event()
-    call = functools.partial(
+    run = functools.partial(
         _run,
         current_task.get(),
         stop,
-        cmd,
-        args,
-        cwd,
-        timeout_ms,
-        max_output_bytes,
-        allow_network,
-        root_dir,
+        _Call(cmd, args, cwd, timeout_ms, max_output_bytes, allow_network, root_dir),
     )
 
     async def stop_when_cancelled() -> None:
@@ -376,7 +355,7 @@ async def bash_async(
         # Not abandonable: the thread always runs to the end, so on cancellation the group
         # is killed and reaped before the cancellation reaches our caller.
         try:
-            outcome = await anyio.to_thread.run_sync(call)
+            outcome = await anyio.to_thread.run_sync(run)
         except Exception as exc:
             outcome = exc
         tg.cancel_scope.cancel()
