@@ -25,12 +25,26 @@ from ..errors import SmithersError
 
 class _HeadersDeadline:
     """Closes a connection whose request headers are not all in `headers_timeout` after it
-    opened or after its previous response. Mixed into uvicorn's protocol classes."""
+    opened or after its previous response. Mixed in before uvicorn's protocol classes;
+    each subclass cancels the deadline where its parser sees the headers complete."""
 
     headers_timeout: float = 30.0
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     _headers_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm_headers_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._arm_headers_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_headers_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_headers_timer(self) -> None:
         self._cancel_headers_timer()
@@ -48,24 +62,11 @@ class _HeadersDeadline:
 
 
 class SlowHeadersH11(_HeadersDeadline, H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_headers_timer()
-
     def handle_events(self) -> None:
         before = self.cycle
         super().handle_events()
         if self.cycle is not before:
             self._cancel_headers_timer()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm_headers_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_headers_timer()
-        super().connection_lost(exc)
 
 
 def _httptools_protocol() -> type[asyncio.Protocol] | None:
@@ -75,22 +76,9 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
         return None
 
     class SlowHeadersHttpTools(_HeadersDeadline, HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm_headers_timer()
-
         def on_headers_complete(self) -> None:
             self._cancel_headers_timer()
             super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm_headers_timer()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_headers_timer()
-            super().connection_lost(exc)
 
     return SlowHeadersHttpTools
 

@@ -1,0 +1,54 @@
+"""The headers deadline on both of uvicorn's HTTP protocols (httptools and h11)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from smithers.web.serving import SlowHeadersH11, _httptools_protocol, serve_in_thread
+
+PROTOCOLS = {"h11": SlowHeadersH11, "httptools": _httptools_protocol()}
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+def test_slow_headers_are_cut_off_and_others_served(name: str) -> None:
+    base = PROTOCOLS[name]
+    assert base is not None, f"{name} protocol is not available"
+    protocol = type("P", (base,), {"headers_timeout": 0.5})
+    app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"))])
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, http=protocol, log_level="error", lifespan="off"
+    )
+    handle = serve_in_thread(config)
+    try:
+        slow = socket.create_connection(("127.0.0.1", handle.port))
+        slow.settimeout(5)
+        started = time.monotonic()
+        slow.sendall(b"GET / HTTP/1.1\r\nHo")
+        # Others are served while the slow client dawdles.
+        assert httpx.get(handle.url + "/", timeout=5).text == "ok"
+        closed_after = None
+        while time.monotonic() - started < 4:
+            try:
+                slow.sendall(b"s")
+                if slow.recv(1, socket.MSG_DONTWAIT) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            time.sleep(0.1)
+        assert closed_after is not None and closed_after >= 0.45
+        # A complete request on a fresh connection is not cut off.
+        assert httpx.get(handle.url + "/", timeout=5).text == "ok"
+    finally:
+        handle.close()
