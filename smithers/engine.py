@@ -145,11 +145,11 @@ class RunDriver:
                 tg.start_soon(self._run_task, ready)
             if step.changed:
                 continue
-            timeout = None
-            if step.next_fire_ms is not None:
-                timeout = max(0.0, (step.next_fire_ms - self.runtime.now()) / 1000)
-            with anyio.move_on_after(timeout):
+            if step.next_fire_ms is None:
                 await self._wake.wait()
+            else:
+                with anyio.move_on_after(max(0.0, (step.next_fire_ms - self.runtime.now()) / 1000)):
+                    await self._wake.wait()
 
     # -- one transaction per render --------------------------------------------------------
 
@@ -533,18 +533,11 @@ class RunDriver:
         args = (tctx,) if takes_ctx else ()
         current_task.set(tctx)
         self._task_contexts.add(tctx)
-        timeout = None if ready.task.timeout_ms is None else ready.task.timeout_ms / 1000
         try:
-            with anyio.move_on_after(timeout):
-                if inspect.iscoroutinefunction(fn):
-                    result = await fn(*args)
-                else:
-                    result = await anyio.to_thread.run_sync(
-                        partial(fn, *args), abandon_on_cancel=True
-                    )
-                    if inspect.isawaitable(result):
-                        result = await result
-                return result
+            if ready.task.timeout_ms is None:
+                return await _call(fn, args)
+            with anyio.move_on_after(ready.task.timeout_ms / 1000):
+                return await _call(fn, args)
             raise SmithersError("TASK_TIMEOUT", f"task timed out after {ready.task.timeout_ms} ms")
         finally:
             # A task that timed out leaves its thread behind: tell its tools to stop.
@@ -633,6 +626,16 @@ class RunDriver:
         """Add outputs committed by this driver to its cache (after the commit)."""
         for key, node_id, iteration, value in applied:
             self.outputs.setdefault(key, {})[(node_id, iteration)] = value
+
+
+async def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """A task's function: coroutine functions on the loop, others in a worker thread."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args)
+    result = await anyio.to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 def _takes_argument(fn: Callable[..., Any]) -> bool:

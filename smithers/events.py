@@ -79,21 +79,27 @@ class Subscription:
             self.behind = True
         else:
             self.buffer.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiter is not None:
+            _wake(self._waiter)
 
     async def wait(self, timeout: float | None) -> None:
         """Wait until something is buffered (or `behind`), at most `timeout` seconds."""
         if self.buffer or self.behind:
             return
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _wake, waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             self._waiter = None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventBus:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import overload
 
 from .events import Event
 from .store import log as log_q
@@ -26,6 +28,34 @@ def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool]
     return events, ended
 
 
+@overload
+def subscribe(
+    store: Store,
+    run_id: str,
+    after_seq: int = -1,
+    *,
+    until_terminal: bool = True,
+    poll_interval: float = POLL_INTERVAL_S,
+    is_local: Callable[[], bool] | None = None,
+    max_buffer: int = 1024,
+    idle: None = None,
+) -> AsyncIterator[Event]: ...
+
+
+@overload
+def subscribe(
+    store: Store,
+    run_id: str,
+    after_seq: int = -1,
+    *,
+    until_terminal: bool = True,
+    poll_interval: float = POLL_INTERVAL_S,
+    is_local: Callable[[], bool] | None = None,
+    max_buffer: int = 1024,
+    idle: float,
+) -> AsyncIterator[Event | None]: ...
+
+
 async def subscribe(
     store: Store,
     run_id: str,
@@ -35,7 +65,8 @@ async def subscribe(
     poll_interval: float = POLL_INTERVAL_S,
     is_local: Callable[[], bool] | None = None,
     max_buffer: int = 1024,
-) -> AsyncIterator[Event]:
+    idle: float | None = None,
+) -> AsyncIterator[Event | None]:
     """Yield the run's events with `seq > after_seq`, then live ones as they commit.
 
     Registers for live events before reading the table, so nothing committed in between
@@ -43,9 +74,12 @@ async def subscribe(
     overflowed is `behind` and reads the table again. With `until_terminal` it stops
     after a terminal event once the run is terminal and nothing follows it.
     `is_local()` says this process drives the run, so pushes suffice and no poll is needed.
+    With `idle`, a `None` is yielded after that many seconds without an event (so a
+    stream can send keep-alives without a second task).
     """
     sub = store.bus.subscribe(run_id, max_buffer)
     last = after_seq
+    quiet_since = time.monotonic()
     try:
         need_read = True
         while True:
@@ -57,6 +91,8 @@ async def subscribe(
                     for event in events:
                         last = event.seq
                         yield event
+                    if events:
+                        quiet_since = time.monotonic()
                     if len(events) < PAGE:
                         break
                 need_read = False
@@ -70,6 +106,7 @@ async def subscribe(
                     need_read = True  # a gap: fill it from the table
                     break
                 last = event.seq
+                quiet_since = time.monotonic()
                 yield event
                 if until_terminal and event.is_terminal:
                     need_read = True  # confirm nothing follows before closing
@@ -77,8 +114,15 @@ async def subscribe(
             if need_read or sub.behind:
                 continue
             local = is_local is not None and is_local()
-            await sub.wait(None if local else poll_interval)
+            timeout = None if local else poll_interval
+            if idle is not None:
+                left = max(0.0, quiet_since + idle - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
+            await sub.wait(timeout)
             if not sub.buffer and not sub.behind:
                 need_read = not local
+                if idle is not None and time.monotonic() - quiet_since >= idle:
+                    quiet_since = time.monotonic()
+                    yield None
     finally:
         store.bus.unsubscribe(sub)

@@ -81,8 +81,8 @@ def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
                 target.run_id,
                 after,
                 is_local=(lambda: runtime.is_live(target.run_id)) if runtime else None,
+                idle=limits.keepalive_s,
             ),
-            keepalive_s=limits.keepalive_s,
             on_open=metrics.sse_subscribers.inc if metrics else None,
             on_close=metrics.sse_subscribers.dec if metrics else None,
         )

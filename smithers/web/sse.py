@@ -22,23 +22,18 @@ def frame(event: Event) -> bytes:
 
 
 class EventStreamResponse:
-    """Streams `events` (an async iterator that ends after the terminal event).
-
-    The iterator runs in its own task feeding a small buffer, so a keep-alive comment can
-    be sent after `keepalive_s` of silence without cancelling the iterator mid-step; a
-    client that goes away cancels both at once.
-    """
+    """Streams `events`: an iterator of events, with `None` where the stream has been
+    quiet long enough for a keep-alive comment, that ends after the terminal event.
+    A client that goes away stops the iterator at once."""
 
     def __init__(
         self,
-        events: AsyncIterator[Event],
+        events: AsyncIterator[Event | None],
         *,
-        keepalive_s: float = 10.0,
         on_open: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.events = events
-        self.keepalive_s = keepalive_s
         self.on_open = on_open
         self.on_close = on_close
 
@@ -47,31 +42,18 @@ class EventStreamResponse:
         await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
         if self.on_open:
             self.on_open()
-        sender, receiver = anyio.create_memory_object_stream[Event](64)
         try:
             async with anyio.create_task_group() as tg:
-
-                async def produce() -> None:
-                    async with sender:
-                        async for event in self.events:
-                            await sender.send(event)
 
                 async def watch_disconnect() -> None:
                     while (await receive())["type"] != "http.disconnect":
                         pass
                     tg.cancel_scope.cancel()
 
-                tg.start_soon(produce)
                 tg.start_soon(watch_disconnect)
-                async with receiver:
-                    while True:
-                        body = b": keep-alive\n\n"
-                        with anyio.move_on_after(self.keepalive_s):
-                            try:
-                                body = frame(await receiver.receive())
-                            except anyio.EndOfStream:
-                                break
-                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                async for event in self.events:
+                    body = b": keep-alive\n\n" if event is None else frame(event)
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 tg.cancel_scope.cancel()
         except OSError:
