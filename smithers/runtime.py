@@ -79,7 +79,6 @@ class Runtime:
         self.poll_interval = poll_interval
         self.owner_id = new_owner_id()
         self._live: dict[str, _Live] = {}
-        self._finished: dict[str, anyio.Event] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._tokens: list[object] = []
 

@@ -356,13 +356,3 @@ def waiting_timer_due(conn: Connection, now: int, limit: int = 100) -> list[str]
         .limit(limit)
     )
     return [r[0] for r in rows]
-
-
-def next_timer_due(conn: Connection) -> int | None:
-    value = conn.execute(
-        sa.select(sa.func.min(nodes.c.fires_at_ms))
-        .join(runs, runs.c.run_id == nodes.c.run_id)
-        .where(runs.c.status.in_(["waiting-timer", "waiting-event"]))
-        .where(nodes.c.state.in_(["waiting-timer", "waiting-event"]))
-    ).scalar_one_or_none()
-    return None if value is None else int(value)

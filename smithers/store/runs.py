@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import statements
-from .records import TERMINAL_STATUSES, RunRecord, dumps
+from .records import RunRecord, dumps
 from .schema import runs
 
 # A `running` run whose heartbeat is older than this may be claimed by anyone.
@@ -171,7 +171,3 @@ def list_runs(
             sa.or_(runs.c.workflow_name == workflow, runs.c.workflow_path == workflow)
         )
     return [RunRecord.from_row(r) for r in conn.execute(query.limit(limit))]
-
-
-def is_terminal_status(status: str) -> bool:
-    return status in TERMINAL_STATUSES
