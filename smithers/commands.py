@@ -382,7 +382,9 @@ def is_live(run: RunRecord, now: int, owner_id: str | None = None) -> bool:
     return not owner_is_dead(run.runtime_owner_id)
 
 
-def claim_for_resume(store: Store, run_id: str, owner_id: str) -> RunRecord:
+def claim_for_resume(
+    store: Store, run_id: str, owner_id: str, workflow_hash: str | None = None
+) -> RunRecord:
     """Take ownership of a run to continue it; `RUN_IN_PROGRESS` when someone drives it."""
     with store.write() as tx:
         run = _locked_run(tx, run_id)
@@ -443,6 +445,10 @@ def claim_for_resume(store: Store, run_id: str, owner_id: str) -> RunRecord:
                 error=error,
             )
         tx.emit(run_id, "RunStarted", resumed=True)
+        if workflow_hash and run.workflow_hash and workflow_hash != run.workflow_hash:
+            # The recorded version is gone (edited, and not loaded in this process).
+            runs_q.update_run(tx.conn, run_id, workflow_hash=workflow_hash)
+            tx.emit(run_id, "WorkflowReloaded", fromHash=run.workflow_hash, toHash=workflow_hash)
         if run.status == "running" and run.runtime_owner_id is not None:
             last = run.heartbeat_at_ms or run.started_at_ms or tx.now
             tx.emit(

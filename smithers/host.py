@@ -23,7 +23,7 @@ from . import commands, queries
 from .definition import SmithersWorkflow
 from .engine import in_thread
 from .errors import SmithersError
-from .loader import load_workflow
+from .loader import load_workflow, loaded_version
 from .mirror import mirror_run
 from .runtime import Runtime
 from .store.base import Store, create_db_engine, open_store
@@ -145,6 +145,10 @@ class RunHost:
     def _resolve(self, run: RunRecord) -> SmithersWorkflow | None:
         if not run.workflow_path:
             return None
+        if run.workflow_hash:
+            recorded = loaded_version(run.workflow_path, run.workflow_hash, self.root_dir)
+            if recorded is not None:
+                return recorded  # resume with the version the run recorded
         try:
             return load_workflow(run.workflow_path, self.root_dir)
         except SmithersError as exc:

@@ -66,6 +66,18 @@ def _find_workflow(module: object, path: Path) -> SmithersWorkflow:
     raise _fail(path, reason)
 
 
+def loaded_version(
+    path: str | os.PathLike[str], content_hash: str, root_dir: str | os.PathLike[str] | None = None
+) -> SmithersWorkflow | None:
+    """The workflow of `path` as it was when it had `content_hash`, if this process loaded it."""
+    try:
+        real = resolve_inside(path, root_dir)
+    except SmithersError:
+        return None
+    with _lock:
+        return _cache.get((str(real), content_hash))
+
+
 def load_workflow(
     path: str | os.PathLike[str], root_dir: str | os.PathLike[str] | None = None
 ) -> SmithersWorkflow:

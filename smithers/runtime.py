@@ -180,7 +180,9 @@ class Runtime:
         """Claim a run (parked, paused, failed, stale or unowned) and drive it."""
         if run_id in self._live:
             return
-        await self.store.run(commands.claim_for_resume, self.store, run_id, self.owner_id)
+        await self.store.run(
+            commands.claim_for_resume, self.store, run_id, self.owner_id, workflow.content_hash
+        )
         self._spawn(workflow, run_id)
 
     async def run(self, workflow: SmithersWorkflow, **kwargs: Any) -> RunResult:
@@ -313,11 +315,18 @@ class Runtime:
                 live.command_seq = command_seq
                 live.driver.wake()
         if self.adopt and self.resolve is not None:
-            adoptable, due = await self.store.run(self._adoptable)
-            for run in adoptable:
-                await self._try_adopt(run.run_id, run)
-            for run in due:
-                await self._try_adopt(run.run_id, run, timer_due=True)
+            await self.recover_stale_runs()
+
+    async def recover_stale_runs(self) -> list[str]:
+        """Adopt the runs that need an owner and that `resolve` can load: stale, orphaned,
+        unowned (decided or signalled while parked), or parked on a due timer. Runs every
+        second in the background (first at start-up); returns the ids now driven here."""
+        adoptable, due = await self.store.run(self._adoptable)
+        for run in adoptable:
+            await self._try_adopt(run.run_id, run)
+        for run in due:
+            await self._try_adopt(run.run_id, run, timer_due=True)
+        return [run.run_id for run in (*adoptable, *due) if run.run_id in self._live]
 
     def _beat(self, live_ids: list[str]) -> tuple[list[str], dict[str, tuple[int, str]]]:
         if not live_ids:

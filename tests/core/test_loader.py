@@ -104,3 +104,71 @@ def test_symlinks_out_of_the_root_and_nul_bytes_are_refused(tmp_path: Path) -> N
         assert info.value.code == "WORKFLOW_PATH_OUTSIDE_ROOT"
     write(root / "inside.py", "in")
     assert load_workflow("inside.py", root_dir=root).name == "inside"
+
+
+def test_a_loaded_version_stays_reachable_by_its_hash(tmp_path: Path) -> None:
+    from smithers.loader import loaded_version
+
+    path = write(tmp_path / "flow.py", "v1")
+    first = load_workflow(path)
+    write(path, "v2")
+    second = load_workflow(path)
+    assert first.content_hash is not None and second.content_hash is not None
+    assert loaded_version(path, first.content_hash) is first
+    assert loaded_version(path, second.content_hash) is second
+    assert loaded_version(path, "0" * 64) is None
+
+
+def test_a_run_resumed_on_an_edited_file_notes_the_reload(tmp_path: Path) -> None:
+    """Another process resumes a run whose recorded version it never loaded."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from smithers import open_store
+    from smithers.queries import get_run
+    from tests.helpers import ROOT, event_types
+
+    source = """
+import time
+from pydantic import BaseModel
+from smithers import Task, Workflow, create_smithers
+
+class Out(BaseModel):
+    value: str
+
+smithers, outputs = create_smithers(out=Out)
+
+@smithers
+def workflow(ctx):
+    return Workflow("edited", [
+        Task("slow", output=outputs.out, run=lambda: (time.sleep({pause}), {{"value": "{v}"}})[1]),
+    ])
+"""
+    path = tmp_path / "edited.py"
+    path.write_text(source.format(pause=30, v="v1"))
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    cmd = [sys.executable, "-m", "smithers.cli", "up", str(path), "--db", db, "--run-id", "ed"]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = open_store(db)
+    try:
+        deadline = time.monotonic() + 20
+        while "NodeStarted" not in (event_types(store, "ed") if get_run(store, "ed") else []):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(first.pid, signal.SIGKILL)
+    finally:
+        first.wait(10)
+    recorded = get_run(store, "ed")
+    assert recorded is not None
+    path.write_text(source.format(pause=0, v="v2"))
+    done = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    types = event_types(store, "ed")
+    assert "WorkflowReloaded" in types and types[-1] == "RunFinished"
+    resumed = get_run(store, "ed")
+    assert resumed is not None and resumed.workflow_hash != recorded.workflow_hash
+    assert '"value": "v2"' in done.stdout
+    store.close()
