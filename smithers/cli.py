@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
+from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import SmithersError, UsageError
 
@@ -189,6 +190,10 @@ def _report(exc: BaseException) -> int:
         return 0
     if isinstance(exc, OSError):
         print(f"smithers: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if isinstance(exc, SQLAlchemyError):
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"smithers: database error: {reason}", file=sys.stderr)
         return 1
     raise exc
 

@@ -132,8 +132,13 @@ class Store:
         return self.dialect == "sqlite"
 
     def ensure_tables(self) -> None:
-        schema.metadata.create_all(self.engine, checkfirst=True)
-        with self.write() as tx:
+        """Create the tables once, even when several processes open a new database at once:
+        the DDL runs in a write transaction (SQLite's write lock, PostgreSQL's advisory
+        lock), so a second process waits, then finds the tables there."""
+        with self._ddl_lock, self.write() as tx:
+            if self.dialect == "postgresql":
+                tx.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7370501)")
+            schema.metadata.create_all(tx.conn, checkfirst=True)
             found = tx.conn.execute(
                 sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
             ).scalar_one_or_none()

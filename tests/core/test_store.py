@@ -56,3 +56,29 @@ async def test_outputs_named_with_reserved_words_and_mixed_case(store: Store) ->
     result = await run_workflow(wf, store=store)
     assert result.status == "finished"
     assert result.outputs["group"] == {"select": "*", "fromWhere": 2}
+
+
+def test_opening_a_new_database_from_many_places_at_once(db_url: str) -> None:
+    """Stores opened together on an empty database (as processes starting together would)
+    all find one complete schema; none fails on tables another created first."""
+    import threading
+
+    errors: list[BaseException] = []
+    opened: list[Store] = []
+    start = threading.Barrier(6)
+
+    def open_one() -> None:
+        try:
+            start.wait()
+            opened.append(open_store(db_url))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in opened:
+        store.close()
+    assert errors == [] and len(opened) == 6
