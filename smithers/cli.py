@@ -84,39 +84,33 @@ def _runs(args: argparse.Namespace) -> int:
 def _server(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from smithers_server import create_app
+    from smithers_server.server import server_config
 
     from .auth import configured_token
-    from .web.serving import check_bind, uvicorn_config
 
-    token = configured_token(None, args.token_env)
-    check_bind(args.host, token, args.insecure)
     root = Path(args.root)
     if not root.is_dir():
         raise UsageError(f"--root {args.root} is not a directory")
-    app = create_app(
+    config = server_config(
+        port=args.port,
+        host=args.host,
         db=args.db,
         root_dir=root,
         max_body_bytes=args.max_body_bytes,
         allow_network=args.allow_network,
+        headers_timeout=args.headers_timeout,
         request_timeout=args.request_timeout,
-        sse_keepalive_ms=args.sse_keepalive,
         insecure=args.insecure,
         token_env=args.token_env,
-    )
-    config = uvicorn_config(
-        app,
-        host=args.host,
-        port=args.port,
-        headers_timeout_ms=args.headers_timeout,
         log_level=args.log_level,
+        sse_keepalive_ms=args.sse_keepalive,
     )
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}"
+    auth = "on" if configured_token(None, args.token_env) else "off"
     print(
-        f"smithers server on {url} (root {root.resolve()}, db {args.db or 'none'}, "
-        f"auth {'on' if token else 'off'})",
+        f"smithers server on {url} (root {root.resolve()}, db {args.db or 'none'}, auth {auth})",
         flush=True,
     )
     print(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from . import queries
 from .context import Ctx, OutputCache
 from .definition import SmithersWorkflow
 from .errors import SmithersError, error_json
@@ -115,7 +116,7 @@ class RunDriver:
                     outcome = "lost"
                 tg.cancel_scope.cancel()
         if scope.cancelled_caught or self.cancelled:
-            run = await self.store.run(self._read_run)
+            run = await self.store.run(queries.get_run, self.store, self.run_id)
             outcome = run.status if run is not None else "lost"
         return outcome
 
@@ -130,10 +131,6 @@ class RunDriver:
                 }
             self.frame = log_q.last_frame(conn, self.run_id)
             self.frame_no = self.frame[0] if self.frame else 0
-
-    def _read_run(self) -> RunRecord | None:
-        with self.store.read() as conn:
-            return runs_q.get_run(conn, self.run_id)
 
     async def _loop(self, tg: anyio.abc.TaskGroup) -> str:
         while True:

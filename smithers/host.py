@@ -26,7 +26,7 @@ from .errors import SmithersError
 from .loader import load_workflow, loaded_version
 from .mirror import mirror_run
 from .runtime import Runtime
-from .store.base import Store, create_db_engine, open_store
+from .store.base import Store, database_url, open_store
 from .store.records import RunRecord
 from .tracing import span
 
@@ -93,11 +93,7 @@ class RunHost:
             return db.url
         if isinstance(db, Engine):
             return db.url.render_as_string(hide_password=False)
-        return (
-            create_db_engine(db).url.render_as_string(hide_password=False)
-            if ("://" not in db)
-            else db
-        )
+        return database_url(db).render_as_string(hide_password=False)
 
     async def _open(self, db: str | Engine | Store) -> Store:
         """The store for `db`, with a runtime driving (and adopting) its runs."""

@@ -18,7 +18,7 @@ import anyio
 import anyio.abc
 from sqlalchemy.exc import IntegrityError
 
-from . import commands
+from . import commands, queries
 from .clock import now_ms
 from .definition import SmithersWorkflow
 from .engine import RunDriver, ensure_output_tables, in_thread
@@ -197,13 +197,11 @@ class Runtime:
         return await self.store.run(self.result, run_id)
 
     def result(self, run_id: str) -> RunResult:
-        from .queries import run_outputs
-
         with self.store.read() as conn:
             run = runs_q.get_run(conn, run_id)
         if run is None:
             raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
-        return RunResult(run_id, run.status, run.error, run_outputs(self.store, run_id))
+        return RunResult(run_id, run.status, run.error, queries.run_outputs(self.store, run_id))
 
     def _spawn(self, workflow: SmithersWorkflow, run_id: str, *, fresh: bool = False) -> None:
         if self._tg is None:
@@ -263,7 +261,7 @@ class Runtime:
         if run_id in self._live or self.resolve is None:
             return
         if run is None:
-            run = await self.store.run(self._read_run, run_id)
+            run = await self.store.run(queries.get_run, self.store, run_id)
         if run is None:
             return
         if run.status != "running" and not (timer_due and run.status in WAITING_STATUSES):
@@ -283,10 +281,6 @@ class Runtime:
             await self.resume(run_id, workflow)
         except SmithersError as exc:
             logger.debug("adoption of %s skipped: %s", run_id, exc.code)
-
-    def _read_run(self, run_id: str) -> RunRecord | None:
-        with self.store.read() as conn:
-            return runs_q.get_run(conn, run_id)
 
     async def _poll_loop(self) -> None:
         """Every second: heartbeat, notice outside commands, adopt runs that need an owner."""

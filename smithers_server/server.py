@@ -1,10 +1,15 @@
-"""start_server: the app under uvicorn in a background thread."""
+"""Serving the app under uvicorn: `server_config` (what `smithers server` runs in the
+foreground) and `start_server` (the same in a background thread, returning a handle)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
+import uvicorn
 from sqlalchemy.engine import Engine
 
 from smithers.auth import configured_token
@@ -14,8 +19,10 @@ from smithers.web.serving import ServerHandle, check_bind, serve_in_thread, uvic
 
 from .app import create_app
 
+P = ParamSpec("P")
 
-def start_server(
+
+def server_config(
     port: int = 7331,
     host: str = "127.0.0.1",
     db: str | Engine | Store | None = None,
@@ -27,10 +34,12 @@ def start_server(
     request_timeout: int = 60_000,
     *,
     insecure: bool = False,
+    token_env: str = "SMITHERS_API_KEY",
+    log_level: str = "warning",
     **app_options: Any,
-) -> ServerHandle:
-    """Serve `create_app(...)` on host:port (0 = a free port); returns once listening."""
-    check_bind(host, configured_token(auth_token), insecure)
+) -> uvicorn.Config:
+    """The uvicorn config serving `create_app(...)`; refuses an open non-loopback bind."""
+    check_bind(host, configured_token(auth_token, token_env), insecure)
     app = create_app(
         db=db,
         auth_token=auth_token,
@@ -39,7 +48,25 @@ def start_server(
         allow_network=allow_network,
         request_timeout=request_timeout,
         insecure=insecure,
+        token_env=token_env,
         **app_options,
     )
-    config = uvicorn_config(app, host=host, port=port, headers_timeout_ms=headers_timeout)
-    return serve_in_thread(config)
+    return uvicorn_config(
+        app, host=host, port=port, headers_timeout_ms=headers_timeout, log_level=log_level
+    )
+
+
+def _in_background(build: Callable[P, uvicorn.Config]) -> Callable[P, ServerHandle]:
+    @functools.wraps(build)
+    def start(*args: P.args, **kwargs: P.kwargs) -> ServerHandle:
+        return serve_in_thread(build(*args, **kwargs))
+
+    signature = inspect.signature(build).replace(return_annotation=ServerHandle)
+    start.__signature__ = signature  # type: ignore[attr-defined]
+    return start
+
+
+start_server = _in_background(server_config)
+start_server.__doc__ = """Serve `create_app(...)` on host:port (0 = a free port) in a background
+thread; returns a handle (`.url`, `.port`, `.close()`) once the socket is bound. Takes the
+arguments of `server_config`."""

@@ -224,16 +224,21 @@ def _sqlite_setup(engine: Engine) -> None:
         )
 
 
-def create_db_engine(url: str) -> Engine:
-    """An Engine for a SQLAlchemy URL, a bare SQLite path, or `postgres://...`."""
+def database_url(url: str) -> sa.URL:
+    """The SQLAlchemy URL for a URL, a bare SQLite path, or `postgres://...`."""
     if "://" not in url:
         url = f"sqlite:///{url}"
     if url.startswith(("postgres://", "postgresql://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
-        parsed = sa.engine.make_url(url)
+        return sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise SmithersError("INVALID_REQUEST", f"invalid database URL: {url}") from exc
+
+
+def create_db_engine(url: str) -> Engine:
+    """An Engine for a SQLAlchemy URL, a bare SQLite path, or `postgres://...`."""
+    parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:"):
