@@ -5,7 +5,7 @@ from .context import ApprovalDecision, Ctx
 from .definition import OutputRef, Outputs, SmithersWorkflow, create_smithers
 from .errors import SmithersError
 from .events import Event, EventBus
-from .loader import load_workflow
+from .loader import load_workflow, load_workflow_async
 from .nodes import (
     Approval,
     Branch,
@@ -55,6 +55,7 @@ __all__ = [
     "deny",
     "fork",
     "load_workflow",
+    "load_workflow_async",
     "open_store",
     "pause",
     "resume",

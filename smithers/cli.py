@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--headers-timeout", type=int, default=30_000, help="ms")
     server.add_argument("--request-timeout", type=int, default=60_000, help="ms")
     server.add_argument("--sse-keepalive", type=int, default=10_000, help="ms")
+    server.add_argument(
+        "--load-timeout", type=int, default=30_000, help="ms a workflow import may take"
+    )
     server.add_argument("--log-level", default="warning")
 
     from .operators import add_parsers
@@ -87,6 +90,7 @@ def _server(args: argparse.Namespace) -> int:
     from smithers_server.server import server_config
 
     from .auth import configured_token
+    from .host import default_db_path
 
     root = Path(args.root)
     if not root.is_dir():
@@ -104,15 +108,14 @@ def _server(args: argparse.Namespace) -> int:
         token_env=args.token_env,
         log_level=args.log_level,
         sse_keepalive_ms=args.sse_keepalive,
+        load_timeout=args.load_timeout,
     )
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}"
     auth = "on" if configured_token(None, args.token_env) else "off"
-    print(
-        f"smithers server on {url} (root {root.resolve()}, db {args.db or 'none'}, auth {auth})",
-        flush=True,
-    )
+    db = args.db or f"none; runs of workflows without a db go to {default_db_path(root.resolve())}"
+    print(f"smithers server on {url} (root {root.resolve()}, db {db}, auth {auth})", flush=True)
     print(
         f"start a run: curl -X POST {url}/v1/runs -H 'content-type: application/json' "
         f'-d \'{{"workflowPath": "hello.py", "input": {{"name": "you"}}}}\'',

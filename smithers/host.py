@@ -7,6 +7,7 @@ mirrors runs of workflows with their own database into the server's.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from . import commands, queries
 from .definition import SmithersWorkflow
 from .engine import in_thread
 from .errors import SmithersError
-from .loader import load_workflow, loaded_version
+from .loader import DEFAULT_LOAD_TIMEOUT_S, load_workflow_async, loaded_version
 from .mirror import mirror_run
 from .runtime import Runtime
 from .store.base import Store, database_url, open_store
@@ -35,6 +36,15 @@ logger = logging.getLogger("smithers.host")
 LOCATED_MAX = 100_000
 
 T = TypeVar("T")
+
+
+def default_db_path(root_dir: Path) -> Path:
+    """Where runs go when neither the server nor the workflow names a database: a file in
+    the user's state folder, one per root. Never inside the root, where a request could
+    name it (a workflow path is any file under the root)."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    digest = hashlib.sha256(str(root_dir).encode()).hexdigest()[:12]
+    return Path(state) / "smithers" / f"{root_dir.name or 'root'}-{digest}.db"
 
 
 def _not_found(run_id: str) -> SmithersError:
@@ -52,13 +62,16 @@ class RunHost:
         allow_network: bool = False,
         default_db: str | None = None,
         poll_interval: float = 1.0,
+        load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
     ) -> None:
         self.root_dir = Path(root_dir).resolve()
         self.allow_network = allow_network
         self.poll_interval = poll_interval
+        self.load_timeout_s = load_timeout_s
         self._db = db
         self.server_store: Store | None = None
-        self._default_db = default_db or f"sqlite:///{self.root_dir / 'smithers.db'}"
+        self._default_in_state_dir = default_db is None
+        self._default_db = default_db or f"sqlite:///{default_db_path(self.root_dir)}"
         self._stores: dict[str, Store] = {}
         self._runtimes: dict[str, Runtime] = {}
         self._located: OrderedDict[str, Store] = OrderedDict()
@@ -77,6 +90,8 @@ class RunHost:
         if self._db is not None:
             self.server_store = await self._open(self._db)
         else:
+            if self._default_in_state_dir:
+                default_db_path(self.root_dir).parent.mkdir(parents=True, exist_ok=True)
             await self._open(self._default_db)  # so its runs are found after a restart
         return self
 
@@ -133,12 +148,13 @@ class RunHost:
 
     # -- workflows -------------------------------------------------------------------------
 
-    def load(self, path: str) -> SmithersWorkflow:
-        """Load a workflow by path inside the root (symlinks resolved), cached by content."""
+    async def load(self, path: str) -> SmithersWorkflow:
+        """Load a workflow by path inside the root (symlinks resolved), cached by content,
+        in a worker thread and within `load_timeout_s`."""
         with span("smithers.workflow.load", path=path):
-            return load_workflow(path, self.root_dir)
+            return await load_workflow_async(path, self.root_dir, timeout_s=self.load_timeout_s)
 
-    def _resolve(self, run: RunRecord) -> SmithersWorkflow | None:
+    async def _resolve(self, run: RunRecord) -> SmithersWorkflow | None:
         if not run.workflow_path:
             return None
         if run.workflow_hash:
@@ -146,7 +162,7 @@ class RunHost:
             if recorded is not None:
                 return recorded  # resume with the version the run recorded
         try:
-            return load_workflow(run.workflow_path, self.root_dir)
+            return await self.load(run.workflow_path)
         except SmithersError as exc:
             if run.run_id not in self._unloadable:  # once, not at every adoption scan
                 self._unloadable.add(run.run_id)
@@ -254,7 +270,7 @@ class RunHost:
                     "the run records no workflow path",
                     {"reason": "no workflow path"},
                 )
-            workflow = self.load(run.workflow_path)
+            workflow = await self.load(run.workflow_path)
         await runtime.resume(run_id, workflow)
         self._after_start(run_id, store)
         return "resumed"

@@ -7,9 +7,10 @@ async with Runtime(store, resolve=...) as runtime:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -24,6 +25,7 @@ from .definition import SmithersWorkflow
 from .engine import RunDriver, ensure_output_tables, in_thread
 from .errors import SmithersError
 from .events import Event
+from .heartbeat import Heartbeat
 from .ownership import new_owner_id, owner_is_dead, release_owner_id
 from .store import nodes as nodes_q
 from .store import runs as runs_q
@@ -32,7 +34,9 @@ from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord, dumps
 
 logger = logging.getLogger("smithers.runtime")
 
-Resolver = Callable[[RunRecord], SmithersWorkflow | None]
+# Which workflow drives a run found in the store (None: not one this process can load).
+# A plain function runs in a worker thread; a coroutine function is awaited.
+Resolver = Callable[[RunRecord], SmithersWorkflow | Awaitable[SmithersWorkflow | None] | None]
 
 HEARTBEAT_INTERVAL_S = 1.0
 
@@ -79,6 +83,9 @@ class Runtime:
         self.poll_interval = poll_interval
         self.owner_id = new_owner_id()
         self._live: dict[str, _Live] = {}
+        self._adopting: set[str] = set()
+        self._claims: dict[str, anyio.Event] = {}
+        self._heartbeat = Heartbeat(store, self.owner_id, poll_interval)
         self._tg: anyio.abc.TaskGroup | None = None
         self._tokens: list[object] = []
 
@@ -91,7 +98,10 @@ class Runtime:
         await self._tg.__aenter__()
         self._tokens.append(self.store.bus.add_listener(self._on_event))
         self._tokens.append(self.store.bus.add_touch_listener(self._on_touch))
-        self._tg.start_soon(self._poll_loop)
+        self._heartbeat.start()
+        self._tg.start_soon(self._every_interval, self._watch_once, "watching runs")
+        if self.adopt and self.resolve is not None:
+            self._tg.start_soon(self._every_interval, self._scan_for_adoption, "adoption")
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -107,6 +117,7 @@ class Runtime:
         await self._tg.__aexit__(None, None, None)
         self._tg = None
         self._live.clear()
+        await anyio.to_thread.run_sync(self._heartbeat.stop)
         if owned:
             with anyio.CancelScope(shield=True):
                 await self.store.run(self._release, owned)
@@ -178,12 +189,21 @@ class Runtime:
 
     async def resume(self, run_id: str, workflow: SmithersWorkflow) -> None:
         """Claim a run (parked, paused, failed, stale or unowned) and drive it."""
+        # An adoption pass and an explicit resume may claim the same run at once: the
+        # second waits for the first rather than find the run owned (by us) and refuse.
+        while (claiming := self._claims.get(run_id)) is not None:
+            await claiming.wait()
         if run_id in self._live:
             return
-        await self.store.run(
-            commands.claim_for_resume, self.store, run_id, self.owner_id, workflow.content_hash
-        )
-        self._spawn(workflow, run_id)
+        self._claims[run_id] = claimed = anyio.Event()
+        try:
+            await self.store.run(
+                commands.claim_for_resume, self.store, run_id, self.owner_id, workflow.content_hash
+            )
+            self._spawn(workflow, run_id)
+        finally:
+            del self._claims[run_id]
+            claimed.set()
 
     async def run(self, workflow: SmithersWorkflow, **kwargs: Any) -> RunResult:
         run_id = await self.start(workflow, **kwargs)
@@ -208,6 +228,7 @@ class Runtime:
             raise RuntimeError("the Runtime is not running: use `async with Runtime(...)`")
         live = _Live(RunDriver(self, workflow, run_id, fresh=fresh))
         self._live[run_id] = live
+        self._heartbeat.beat_for(frozenset(self._live))
         self._tg.start_soon(self._drive, live)
 
     async def _drive(self, live: _Live) -> None:
@@ -220,7 +241,9 @@ class Runtime:
             with anyio.CancelScope(shield=True):
                 await self.store.run(self._fail_on_crash, run_id)
         finally:
-            self._live.pop(run_id, None)
+            if self._live.get(run_id) is live:
+                del self._live[run_id]
+                self._heartbeat.beat_for(frozenset(self._live))
             live.done.set()
 
     def _fail_on_crash(self, run_id: str) -> None:
@@ -252,7 +275,31 @@ class Runtime:
         if live is not None:
             live.driver.wake()
         elif self.adopt and self.resolve is not None and self._tg is not None:
-            self._tg.start_soon(self._try_adopt, run_id)
+            self._adopt_soon(run_id)
+
+    def _adopt_soon(
+        self, run_id: str, run: RunRecord | None = None, *, timer_due: bool = False
+    ) -> None:
+        """Adopt in a task of its own: one slow workflow import holds up no other run."""
+        if self._tg is not None:
+            self._tg.start_soon(self._adopt_once, run_id, run, timer_due)
+
+    async def _adopt_once(self, run_id: str, run: RunRecord | None, timer_due: bool) -> None:
+        if run_id in self._adopting:
+            return  # an adoption of it is under way (its workflow may be loading)
+        self._adopting.add(run_id)
+        try:
+            await self._try_adopt(run_id, run, timer_due=timer_due)
+        finally:
+            self._adopting.discard(run_id)
+
+    async def _resolve(self, run: RunRecord) -> SmithersWorkflow | None:
+        assert self.resolve is not None
+        if inspect.iscoroutinefunction(self.resolve):
+            found = await self.resolve(run)
+        else:
+            found = await in_thread(self.resolve, run)
+        return found if isinstance(found, SmithersWorkflow) else None
 
     async def _try_adopt(
         self, run_id: str, run: RunRecord | None = None, *, timer_due: bool = False
@@ -271,7 +318,7 @@ class Runtime:
         if run.runtime_owner_id is not None and commands.is_live(run, self.now()):
             return
         try:
-            workflow = await in_thread(self.resolve, run)
+            workflow = await self._resolve(run)
         except Exception as exc:
             logger.warning("cannot load the workflow of run %s: %s", run_id, exc)
             return
@@ -282,54 +329,56 @@ class Runtime:
         except SmithersError as exc:
             logger.debug("adoption of %s skipped: %s", run_id, exc.code)
 
-    async def _poll_loop(self) -> None:
-        """Every second: heartbeat, notice outside commands, adopt runs that need an owner."""
+    async def _every_interval(self, work: Callable[[], Awaitable[object]], what: str) -> None:
         while True:
             started = time.monotonic()
             try:
-                await self._poll_once()
+                await work()
             except Exception:
-                logger.exception("runtime poll failed")
+                logger.exception("runtime %s failed", what)
             await anyio.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
 
-    async def _poll_once(self) -> None:
+    async def _watch_once(self) -> None:
+        """Notice what other processes did to the runs we drive: a command to act on
+        (`command_seq` moved), an end, or the run claimed by someone else."""
         live_ids = list(self._live)
-        lost, markers = await self.store.run(self._beat, live_ids)
-        for run_id in lost:
-            live = self._live.get(run_id)
-            if live is not None:
-                live.driver.cancel()
-        for run_id, (command_seq, status) in markers.items():
+        if not live_ids:
+            return
+        markers = await self.store.run(self._markers, live_ids)
+        for run_id, (command_seq, status, owner) in markers.items():
             live = self._live.get(run_id)
             if live is None:
                 continue
-            if status in TERMINAL_STATUSES:
+            if status in TERMINAL_STATUSES or owner != self.owner_id:
                 live.driver.cancel()
             elif command_seq != live.command_seq:
                 live.command_seq = command_seq
                 live.driver.wake()
-        if self.adopt and self.resolve is not None:
-            await self.recover_stale_runs()
+
+    def _markers(self, live_ids: list[str]) -> dict[str, tuple[int, str, str | None]]:
+        with self.store.read() as conn:
+            return runs_q.run_markers(conn, live_ids)
 
     async def recover_stale_runs(self) -> list[str]:
         """Adopt the runs that need an owner and that `resolve` can load: stale, orphaned,
-        unowned (decided or signalled while parked), or parked on a due timer. Runs every
-        second in the background (first at start-up); returns the ids now driven here."""
+        unowned (decided or signalled while parked), or parked on a due timer, each in a
+        task of its own; returns the ids now driven here."""
         adoptable, due = await self.store.run(self._adoptable)
-        for run in adoptable:
-            await self._try_adopt(run.run_id, run)
-        for run in due:
-            await self._try_adopt(run.run_id, run, timer_due=True)
+        async with anyio.create_task_group() as tg:
+            for run in adoptable:
+                tg.start_soon(self._adopt_once, run.run_id, run, False)
+            for run in due:
+                tg.start_soon(self._adopt_once, run.run_id, run, True)
         return [run.run_id for run in (*adoptable, *due) if run.run_id in self._live]
 
-    def _beat(self, live_ids: list[str]) -> tuple[list[str], dict[str, tuple[int, str]]]:
-        if not live_ids:
-            return [], {}
-        with self.store.write() as tx:
-            lost = runs_q.heartbeat(tx.conn, self.owner_id, live_ids, tx.now)
-        with self.store.read() as conn:
-            markers = runs_q.run_markers(conn, live_ids)
-        return lost, markers
+    async def _scan_for_adoption(self) -> None:
+        """The background pass of `recover_stale_runs`: it starts adoptions and does not
+        wait for them, so the next pass is never late behind a slow import."""
+        adoptable, due = await self.store.run(self._adoptable)
+        for run in adoptable:
+            self._adopt_soon(run.run_id, run)
+        for run in due:
+            self._adopt_soon(run.run_id, run, timer_due=True)
 
     def _adoptable(self) -> tuple[list[RunRecord], list[RunRecord]]:
         """Runs to adopt (unowned, stale, orphaned) and parked runs whose timer is due."""

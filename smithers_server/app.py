@@ -39,6 +39,7 @@ def create_app(
     insecure: bool = False,
     token_env: str = "SMITHERS_API_KEY",
     poll_interval: float = 1.0,
+    load_timeout: int = 30_000,
 ) -> Starlette:
     """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
 
@@ -47,7 +48,11 @@ def create_app(
     """
     token = configured_token(auth_token, token_env)
     host = RunHost(
-        db=db, root_dir=root_dir, allow_network=allow_network, poll_interval=poll_interval
+        db=db,
+        root_dir=root_dir,
+        allow_network=allow_network,
+        poll_interval=poll_interval,
+        load_timeout_s=load_timeout / 1000,
     )
     app_metrics = Metrics() if metrics else None
     ctx = ServerContext(

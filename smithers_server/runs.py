@@ -9,7 +9,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smithers import queries
-from smithers.engine import in_thread
 from smithers.errors import SmithersError
 from smithers.web.params import body_field, invalid, query_int
 from smithers.web.responses import JSONResponse
@@ -48,7 +47,7 @@ def routes(ctx: ServerContext) -> list[Route]:
             raise invalid("runId", "runId must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
         if resume and run_id is None:
             raise SmithersError("RUN_ID_REQUIRED", "resume needs a runId")
-        workflow = await in_thread(host.load, path)
+        workflow = await host.load(path)
         if resume:
             assert run_id is not None
             if await host.resume(run_id, workflow) == "running":
@@ -85,7 +84,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         body = await ctx.limits.body(request)
         path = body_field(body, "workflowPath", str)
         await ctx.locate(request, "RUN_NOT_FOUND")
-        workflow = await in_thread(host.load, path) if path else None
+        workflow = await host.load(path) if path else None
         if await host.resume(run_id, workflow) == "running":
             return JSONResponse({"runId": run_id, "status": "running"})
         return JSONResponse({"runId": run_id})

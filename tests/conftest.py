@@ -26,6 +26,20 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Default databases (runs of a server without --db) go to a temporary state folder,
+    for this process and every server it starts, never to the user's own."""
+    path = tmp_path_factory.mktemp("state")
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
+
+
 @pytest.fixture(scope="module")
 def pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a schema made for this test module."""

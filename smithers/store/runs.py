@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,8 +12,10 @@ from . import statements
 from .records import RunRecord, dumps
 from .schema import runs
 
-# A `running` run whose heartbeat is older than this may be claimed by anyone.
-STALE_AFTER_MS = 30_000
+# A `running` run whose heartbeat is older than this may be claimed by anyone. Every
+# process on one database must agree on it; SMITHERS_STALE_AFTER_MS changes it (tests
+# shorten it; a deployment may lengthen it).
+STALE_AFTER_MS = int(os.environ.get("SMITHERS_STALE_AFTER_MS") or 30_000)
 
 
 def insert_run(
@@ -80,10 +83,10 @@ def update_run(conn: Connection, run_id: str, **values: Any) -> None:
     statements.update(conn, "_smithers_runs", {"run_id": run_id}, values)
 
 
-def heartbeat(conn: Connection, owner_id: str, run_ids: list[str], now: int) -> list[str]:
-    """Refresh the heartbeat of the runs we still own; returns those we no longer own."""
+def heartbeat(conn: Connection, owner_id: str, run_ids: list[str], now: int) -> None:
+    """Refresh the heartbeat of those of `run_ids` that are running and still ours."""
     if not run_ids:
-        return []
+        return
     conn.execute(
         sa.update(runs)
         .where(runs.c.run_id.in_(run_ids))
@@ -91,28 +94,19 @@ def heartbeat(conn: Connection, owner_id: str, run_ids: list[str], now: int) -> 
         .where(runs.c.status == "running")
         .values(heartbeat_at_ms=now)
     )
-    owned = {
-        row[0]
-        for row in conn.execute(
-            sa.select(runs.c.run_id)
-            .where(runs.c.run_id.in_(run_ids))
-            .where(runs.c.runtime_owner_id == owner_id)
-            .where(runs.c.status == "running")
-        )
-    }
-    return [r for r in run_ids if r not in owned]
 
 
-def run_markers(conn: Connection, run_ids: list[str]) -> dict[str, tuple[int, str]]:
-    """`(command_seq, status)` for each run: what an owner watches for outside changes."""
+def run_markers(conn: Connection, run_ids: list[str]) -> dict[str, tuple[int, str, str | None]]:
+    """`(command_seq, status, owner)` for each run: what an owner watches for outside
+    changes (a command, an end, or the run claimed by another process)."""
     if not run_ids:
         return {}
     rows = conn.execute(
-        sa.select(runs.c.run_id, runs.c.command_seq, runs.c.status).where(
+        sa.select(runs.c.run_id, runs.c.command_seq, runs.c.status, runs.c.runtime_owner_id).where(
             runs.c.run_id.in_(run_ids)
         )
     )
-    return {r[0]: (int(r[1]), r[2]) for r in rows}
+    return {r[0]: (int(r[1]), r[2], r[3]) for r in rows}
 
 
 def release_runs(conn: Connection, owner_id: str, run_ids: list[str]) -> None:

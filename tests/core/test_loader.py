@@ -1,4 +1,5 @@
-"""load_workflow: root confinement, content-hashed shadow copies, reload on edit, bad modules."""
+"""load_workflow: root confinement, .py files only, nothing written beside the source, reload
+on edit, bad modules named by the user's own file, slow imports that hold up nothing else."""
 
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ async def test_an_edited_file_is_a_new_version_without_restart(
     second = load_workflow(path)
     assert second is not first and second.content_hash != first.content_hash
     assert (await run_workflow(second, store=store)).outputs["t"] == {"value": "v2"}
-    shadows = sorted(p.name for p in tmp_path.glob(".flow.smithers-*.py"))
-    assert shadows == [f".flow.smithers-{second.content_hash[:12]}.py"]  # type: ignore[index]
+    # nothing was written beside the user's source
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("smithers.db")) == [
+        "flow.py"
+    ]
 
 
 def test_sibling_imports_work(tmp_path: Path) -> None:
@@ -71,13 +74,14 @@ def test_a_module_that_fails_to_load_is_a_clear_error(
         load_workflow(path)
     assert info.value.code == "WORKFLOW_LOAD_FAILED"
     assert reason in info.value.details["reason"]
-    assert list(tmp_path.glob(".bad.smithers-*.py")) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.py"]
     # the process lives on and loads good workflows
     assert load_workflow(write(tmp_path / "good.py", "ok")).name == "good"
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    for target in (tmp_path / "missing.py", tmp_path):
+    (tmp_path / "dir.py").mkdir()
+    for target in (tmp_path / "missing.py", tmp_path, tmp_path / "dir.py"):
         with pytest.raises(SmithersError) as info:
             load_workflow(target)
         assert info.value.code == "WORKFLOW_LOAD_FAILED"
@@ -172,3 +176,60 @@ def workflow(ctx):
     assert resumed is not None and resumed.workflow_hash != recorded.workflow_hash
     assert '"value": "v2"' in done.stdout
     store.close()
+
+
+def test_errors_name_the_users_file_and_line_relative_to_the_root(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "bad.py").write_text("x = 1\n\nraise KeyError('missing')\n")
+    (tmp_path / "pkg" / "syntax.py").write_text("x = 1\ndef broken(:\n")
+    for name, line in (("bad.py", 3), ("syntax.py", 2)):
+        with pytest.raises(SmithersError) as info:
+            load_workflow(f"pkg/{name}", root_dir=tmp_path)
+        error = info.value
+        assert error.details["workflowPath"] == f"pkg/{name}"
+        assert f"(pkg/{name}, line {line})" in error.details["reason"]
+        assert str(tmp_path) not in f"{error.message} {error.details}"
+
+
+@pytest.mark.parametrize("name", ["s.db", "s.db-wal", "notes.txt", "link.py"])
+def test_only_python_files_are_read(tmp_path: Path, name: str) -> None:
+    """A database (or its WAL) named as a workflow is refused before it is opened: opening
+    and closing it would drop SQLite's locks for the whole process."""
+    (tmp_path / "s.db").write_bytes(b"SQLite format 3\x00")
+    (tmp_path / "s.db-wal").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    os.symlink(tmp_path / "s.db", tmp_path / "link.py")  # resolves to s.db: refused too
+    with pytest.raises(SmithersError) as info:
+        load_workflow(name, root_dir=tmp_path)
+    assert info.value.code == "WORKFLOW_LOAD_FAILED"
+    assert "not a Python file" in info.value.details["reason"]
+
+
+SLOW = """
+import os, time
+open(os.path.join(os.path.dirname(__file__), "slow.started"), "w").close()
+while not os.path.exists(os.path.join(os.path.dirname(__file__), "slow.go")):
+    time.sleep(0.01)
+""" + GOOD.format(value="slow")
+
+
+async def test_a_slow_import_holds_up_no_other_load_and_has_a_time_limit(
+    tmp_path: Path,
+) -> None:
+    from smithers.loader import load_workflow_async
+
+    write(tmp_path / "fast.py", "fast")
+    cached = load_workflow(tmp_path / "fast.py")
+    (tmp_path / "slow.py").write_text(SLOW)
+    with pytest.raises(SmithersError) as info:
+        await load_workflow_async("slow.py", tmp_path, timeout_s=0.3)
+    assert info.value.code == "WORKFLOW_LOAD_FAILED"
+    assert "did not finish within" in info.value.details["reason"]
+    assert (tmp_path / "slow.started").exists() and not (tmp_path / "slow.go").exists()
+    # The import still runs in its thread; other files load, and cache hits answer, at once.
+    assert await load_workflow_async("fast.py", tmp_path, timeout_s=5) is cached
+    write(tmp_path / "other.py", "other")
+    assert (await load_workflow_async("other.py", tmp_path, timeout_s=5)).name == "other"
+    assert not (tmp_path / "slow.go").exists()  # all that while, slow.py was importing
+    (tmp_path / "slow.go").touch()
+    assert (await load_workflow_async("slow.py", tmp_path, timeout_s=10)).name == "slow"

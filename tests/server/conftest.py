@@ -99,31 +99,37 @@ class ServerProcess:
 def spawn_server(
     workdir: Path,
     *,
-    db: bool | Path = True,
+    db: bool | Path | str = True,
     token: str | None = None,
     root: Path | None = None,
     args: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
     """Start a server (retrying if the free port got taken) and wait until /health answers.
 
-    `db`: True for a new SQLite file in `workdir`, a path to reuse one, False for none.
+    `db`: True for a new SQLite file in `workdir`, a path to reuse one, a database URL
+    (str), False for none. `prefix` wraps the command (e.g. `unshare ...`); `env` adds to
+    the environment.
     """
     root = root if root is not None else make_root(workdir / "root")
-    db_path = db if isinstance(db, Path) else workdir / "server.db" if db else None
-    env = {k: v for k, v in os.environ.items() if k not in ("SMITHERS_API_KEY", TOKEN_ENV)}
+    db_url = db if isinstance(db, str) else None
+    db_path = db if isinstance(db, Path) else workdir / "server.db" if db is True else None
+    environ = {k: v for k, v in os.environ.items() if k not in ("SMITHERS_API_KEY", TOKEN_ENV)}
+    environ.update(env or {})
     if token is not None:
-        env[TOKEN_ENV] = token
+        environ[TOKEN_ENV] = token
     last_log = ""
     for attempt in range(3):
         port = free_port()
-        cmd = [sys.executable, "-m", "smithers.cli", "server", "--port", str(port)]
+        cmd = [*prefix, sys.executable, "-m", "smithers.cli", "server", "--port", str(port)]
         cmd += ["--host", "127.0.0.1", "--root", str(root), "--token-env", TOKEN_ENV]
-        if db_path is not None:
-            cmd += ["--db", f"sqlite:///{db_path}"]
+        if db_path is not None or db_url is not None:
+            cmd += ["--db", db_url or f"sqlite:///{db_path}"]
         cmd += list(args)
         log_path = workdir / f"server-{port}-{attempt}.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=log, stderr=log)
+            proc = subprocess.Popen(cmd, cwd=workdir, env=environ, stdout=log, stderr=log)
         server = ServerProcess(proc, port, root, db_path, token, log_path)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and server.alive():
