@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SmithersError
+from .seccomp import keyring_filter
 
 SANDBOX_UID = 65534
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -111,24 +112,22 @@ def _etc_args(allow_network: bool) -> list[str]:
 
 
 @contextlib.contextmanager
-def _data_files(contents: dict[str, str]) -> Iterator[tuple[list[str], tuple[int, ...]]]:
-    """`--ro-bind-data` arguments for generated files, fed through pipes bwrap inherits."""
-    args: list[str] = []
+def _pipes(payloads: Sequence[bytes]) -> Iterator[list[int]]:
+    """Read ends of pipes already holding `payloads`, for bwrap to inherit and read."""
     fds: list[int] = []
     try:
-        for dest, text in contents.items():
+        for payload in payloads:
             read_fd, write_fd = os.pipe()
             fds.append(read_fd)
-            with open(write_fd, "wb") as pipe:  # a few hundred bytes: fits the pipe buffer
-                pipe.write(text.encode())
-            args += ["--ro-bind-data", str(read_fd), dest]
-        yield args, tuple(fds)
+            with open(write_fd, "wb") as pipe:  # under a page each: fits the pipe buffer
+                pipe.write(payload)
+        yield fds
     finally:
         for fd in fds:
             os.close(fd)
 
 
-def _bwrap_args(bwrap: str, box: Confinement, data_args: Sequence[str]) -> list[str]:
+def _bwrap_args(bwrap: str, box: Confinement, fed: Sequence[str]) -> list[str]:
     root = str(box.root)
     return [
         bwrap,
@@ -149,13 +148,20 @@ def _bwrap_args(bwrap: str, box: Confinement, data_args: Sequence[str]) -> list[
         "ALL",
         *_system_args(),
         *_etc_args(box.allow_network),
-        *data_args,
+        *fed,
         "--tmpfs",
         "/tmp",
         "--proc",
         "/proc",
         "--remount-ro",
         "/proc",
+        # Descriptions of the host's keys, root's included (see seccomp.py).
+        "--ro-bind",
+        "/dev/null",
+        "/proc/keys",
+        "--ro-bind",
+        "/dev/null",
+        "/proc/key-users",
         "--dev",
         "/dev",
         # Last, so a root under /tmp or /usr is not hidden by the mounts above.
@@ -191,8 +197,12 @@ def confined(
     generated = {f"/etc/{name}": text for name, text in _GENERATED_ETC.items()}
     if not box.allow_network:
         generated["/etc/hosts"] = _LOOPBACK_HOSTS
-    with _data_files(generated) as (data_args, fds):
-        yield [*_bwrap_args(bwrap, box, data_args), *argv], fds
+    payloads = [keyring_filter(), *(text.encode() for text in generated.values())]
+    with _pipes(payloads) as fds:
+        fed = ["--seccomp", str(fds[0])]
+        for dest, fd in zip(generated, fds[1:], strict=True):
+            fed += ["--ro-bind-data", str(fd), dest]
+        yield [*_bwrap_args(bwrap, box, fed), *argv], tuple(fds)
 
 
 @functools.cache

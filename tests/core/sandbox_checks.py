@@ -74,6 +74,18 @@ def _setns(host: Host, _root: Path) -> list[str]:
     )
 
 
+def _keyctl(_host: Host, _root: Path) -> list[str]:
+    """Look up the user keyring: the first step to linking it and reading its keys."""
+    return _py(
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "libc.syscall.restype = ctypes.c_long\n"
+        "nr = {'x86_64': 250, 'aarch64': 219}[os.uname().machine]\n"
+        "if libc.syscall(nr, 0, ctypes.c_long(-4), 0) < 0:\n"
+        "    raise OSError(ctypes.get_errno(), 'keyctl')\n"
+    )
+
+
 def _setsid_child(host: Host, root: Path) -> str:
     return f"sleep 30; touch {root}/late; : {host.marker}"
 
@@ -145,6 +157,8 @@ CHECKS: tuple[Check, ...] = (
         ],
         "fails",
     ),
+    Check("use-kernel-keyrings", _keyctl, "fails", real_as_root=True),
+    Check("list-host-keys", lambda h, r: ["cat", "/proc/keys"], "fails", real_as_root=True),
     Check(
         "read-server-env",
         lambda h, r: ["sh", "-c", f'test -n "${SECRET_ENV}"'],
