@@ -1,19 +1,9 @@
-"""`bash`: run one program (no shell) inside the run's root, streaming its output lines.
+"""`bash`: run one program (no shell) confined to the run's root, streaming its output lines.
 
-Network isolation goes through the util-linux `unshare` binary rather than calling
-unshare(2) from a `preexec_fn`: tools run on worker threads, where `preexec_fn` is unsafe
-(fork in a threaded process), and an unprivileged caller also needs the uid map written,
-which `unshare --map-root-user` already does correctly. `unshare` without `--fork` execs
-in place, so the pid we spawn stays the process-group leader and `killpg` reaches
-everything the command starts.
-
-Inside the fresh namespace a tiny stdlib-only Python shim raises `lo` with an ioctl and
-execs the command. Python rather than `ip link set lo up`: the interpreter is known to be
-present, iproute2 is not. If `lo` cannot be raised the command still runs: a new namespace
-has no route to the host either way, only local loopback is lost.
-
-If no namespace can be made we refuse to run rather than run unconfined. The probe costs
-a process spawn, so its answer is cached for the life of the process.
+The confinement itself is `sandbox.py`; this module resolves the working directory,
+spawns bwrap, streams and bounds the output, and enforces the timeout and cancellation
+by killing the bwrap process we spawned, which takes the command's whole PID namespace
+with it.
 """
 
 from __future__ import annotations
@@ -23,10 +13,8 @@ import functools
 import os
 import secrets
 import selectors
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,30 +27,15 @@ import anyio.lowlevel
 
 from ..errors import SmithersError
 from ..tasks import TaskContext, current_task
+from .sandbox import Confinement, confined, require_bwrap, sandbox_unavailable
 
 _POLL_S = 0.1
 _READ_CHUNK = 65_536
 _TAIL_BYTES = 4_096
 _MAX_LINE_BYTES = 65_536
-# After the command exits we kill its group; a process that escaped the group with
-# setsid may still hold the pipes open, and we do not wait on it longer than this.
+# Once bwrap has exited its PID namespace is gone; a pipe still open after this long
+# belongs to nothing we wait for.
 _EXIT_GRACE_S = 1.0
-
-_NETNS_SHIM = """\
-import fcntl, os, socket, struct, sys
-try:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifr = fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0))
-        flags = struct.unpack("16sH22x", ifr)[1]
-        fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
-except OSError:
-    pass
-try:
-    os.execvp(sys.argv[1], sys.argv[1:])
-except OSError as e:
-    sys.stderr.write(f"{sys.argv[1]}: {e.strerror}\\n")
-    os._exit(127 if isinstance(e, FileNotFoundError) else 126)
-"""
 
 
 class ToolCommandFailed(SmithersError):
@@ -71,32 +44,6 @@ class ToolCommandFailed(SmithersError):
     def __init__(self, message: str, exit_code: int, details: dict[str, Any]) -> None:
         super().__init__("TOOL_COMMAND_FAILED", message, {"exitCode": exit_code, **details})
         self.exit_code = exit_code
-
-
-@functools.cache
-def _netns_prefix() -> tuple[str, ...] | None:
-    """The argv prefix that runs a command in a fresh, loopback-only network namespace."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None
-    flag_sets = [["--net"]] if os.geteuid() == 0 else []
-    flag_sets.append(["--map-root-user", "--net"])
-    for flags in flag_sets:
-        prefix = (unshare, *flags, "--", sys.executable, "-I", "-S", "-c", _NETNS_SHIM)
-        try:
-            probe = subprocess.run(
-                [*prefix, "true"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0:
-            return prefix
-    return None
 
 
 class _Stream:
@@ -243,21 +190,12 @@ def _execute(tctx: TaskContext | None, stop: threading.Event | None, call: _Call
         raise SmithersError(
             "TOOL_PATH_ESCAPE",
             f"bash: cwd {cwd!r} resolves outside the root",
-            {"cwd": cwd, "root": str(root)},
+            {"cwd": cwd},
         )
     if not workdir.is_dir():
         raise SmithersError("INVALID_REQUEST", f"bash: cwd {cwd!r} is not a directory")
-
-    argv = [cmd, *args]
-    if not allow_network:
-        prefix = _netns_prefix()
-        if prefix is None:
-            raise SmithersError(
-                "TOOL_NETWORK_ISOLATION_UNAVAILABLE",
-                "bash: cannot create a network namespace (needs `unshare` and either root "
-                "or unprivileged user namespaces); refusing to run with network access",
-            )
-        argv = [*prefix, *argv]
+    bwrap = require_bwrap()
+    box = Confinement(root, workdir, allow_network)
 
     def on_line(text: str, stream: str) -> None:
         if tctx is not None:
@@ -275,20 +213,18 @@ def _execute(tctx: TaskContext | None, stop: threading.Event | None, call: _Call
     stops = [e for e in (stop, tctx.cancelled if tctx is not None else None) if e is not None]
     if any(e.is_set() for e in stops):
         raise SmithersError("TOOL_CANCELLED", "bash: cancelled before start", {"cmd": cmd})
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        code = 127 if isinstance(exc, FileNotFoundError) else 126
-        raise ToolCommandFailed(
-            f"bash: cannot execute {cmd!r}: {exc.strerror}", code, tails()
-        ) from exc
+    with confined(bwrap, box, [cmd, *args]) as (argv, fds):
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=fds,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise sandbox_unavailable(f"cannot start {bwrap}: {exc.strerror}") from exc
     with proc:
         try:
             reason = _pump(proc, streams, time.monotonic() + timeout_ms / 1000, stops)
