@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback bind without a token"
     )
+    server.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (scheme://host[:port]) allowed besides the server's own; repeatable",
+    )
     server.add_argument("--allow-network", action="store_true", help="let bash reach the network")
     server.add_argument("--max-body-bytes", type=int, default=1_048_576)
     server.add_argument("--headers-timeout", type=int, default=30_000, help="ms")
@@ -109,6 +116,7 @@ def _server(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         sse_keepalive_ms=args.sse_keepalive,
         load_timeout=args.load_timeout,
+        allowed_origins=args.allowed_origin,
     )
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host

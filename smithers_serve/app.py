@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -49,9 +49,11 @@ def create_serve_app(
     sse_keepalive_ms: int = 10_000,
     insecure: bool = False,
     token_env: str = "SMITHERS_API_KEY",
+    allowed_origins: Iterable[str] = (),
 ) -> Starlette:
     """The single-run app. `cancel` is set (an Event) or called after `POST /cancel`;
-    `runtime` is the one driving the run, so SSE is pushed without polling."""
+    `runtime` is the one driving the run, so SSE is pushed without polling.
+    `allowed_origins` as for `smithers_server.create_app`."""
     token = configured_token(auth_token, token_env)
     app_metrics = Metrics() if metrics else None
     limits = Limits(max_body_bytes, request_timeout / 1000, sse_keepalive_ms / 1000, app_metrics)
@@ -119,6 +121,13 @@ def create_serve_app(
         Route("/signals/{signalName}", signal_endpoint(locate, limits), methods=["POST"]),
         Route("/cancel", cancel_and_notify, methods=["POST"]),
     ]
-    app = build_app(routes, token=token, insecure=insecure, metrics=app_metrics, lifespan=lifespan)
+    app = build_app(
+        routes,
+        token=token,
+        insecure=insecure,
+        metrics=app_metrics,
+        lifespan=lifespan,
+        allowed_origins=allowed_origins,
+    )
     app.state.workflow = workflow
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from sqlalchemy.engine import Engine
@@ -40,11 +40,14 @@ def create_app(
     token_env: str = "SMITHERS_API_KEY",
     poll_interval: float = 1.0,
     load_timeout: int = 30_000,
+    allowed_origins: Iterable[str] = (),
 ) -> Starlette:
     """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
 
-    Without a token (argument or `token_env`), requests must carry a loopback Host and
-    Origin (a DNS-rebinding guard) unless `insecure=True`.
+    Without a token (argument or `token_env`), requests must carry a loopback Host (a
+    DNS-rebinding guard) unless `insecure=True`, and an Origin, when present, must be the
+    server's own or one of `allowed_origins` (`scheme://host[:port]`); with a token, a
+    non-empty `allowed_origins` still refuses any other Origin.
     """
     token = configured_token(auth_token, token_env)
     host = RunHost(
@@ -92,6 +95,13 @@ def create_app(
         *decisions.routes(ctx),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = build_app(routes, token=token, insecure=insecure, metrics=app_metrics, lifespan=lifespan)
+    app = build_app(
+        routes,
+        token=token,
+        insecure=insecure,
+        metrics=app_metrics,
+        lifespan=lifespan,
+        allowed_origins=allowed_origins,
+    )
     app.state.smithers = ctx
     return app

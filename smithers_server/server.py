@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec
 
 import uvicorn
@@ -36,6 +36,7 @@ def server_config(
     insecure: bool = False,
     token_env: str = "SMITHERS_API_KEY",
     log_level: str = "warning",
+    allowed_origins: Iterable[str] = (),
     **app_options: Any,
 ) -> uvicorn.Config:
     """The uvicorn config serving `create_app(...)`; refuses an open non-loopback bind."""
@@ -49,6 +50,7 @@ def server_config(
         request_timeout=request_timeout,
         insecure=insecure,
         token_env=token_env,
+        allowed_origins=allowed_origins,
         **app_options,
     )
     return uvicorn_config(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..auth import normalise_origins
 from ..errors import SmithersError
 from ..metrics import CONTENT_TYPE, Metrics
 from .guard import GuardMiddleware
@@ -65,18 +66,30 @@ def build_app(
     insecure: bool,
     metrics: Metrics | None,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
+    allowed_origins: Iterable[str] = (),
 ) -> Starlette:
-    """An app with the shared guard (DNS-rebinding guard when open and not `insecure`),
-    error envelope everywhere, and `/metrics` when `metrics` is given."""
+    """An app with the shared guard, error envelope everywhere, and `/metrics` when
+    `metrics` is given.
+
+    The guard refuses a non-loopback Host when open (no token) and not `insecure`, and a
+    request whose Origin is neither the server's own nor in `allowed_origins` when open,
+    or when `allowed_origins` is given (with a token, a browser cannot send it
+    cross-site: we answer no CORS preflight)."""
     routes = list(routes)
     if metrics is not None:
         routes.append(Route("/metrics", metrics_endpoint(metrics), methods=["GET"]))
-    host_guard = token is None and not insecure
+    origins = normalise_origins(allowed_origins)
+    guard = Middleware(
+        GuardMiddleware,
+        token=token,
+        host_guard=token is None and not insecure,
+        origin_guard=token is None or bool(origins),
+        allowed_origins=origins,
+        metrics=metrics,
+    )
     return Starlette(
         routes=routes,
-        middleware=[
-            Middleware(GuardMiddleware, token=token, host_guard=host_guard, metrics=metrics)
-        ],
+        middleware=[guard],
         exception_handlers={
             SmithersError: _smithers_error,
             HTTPException: _http_error,

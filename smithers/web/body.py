@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import SmithersError
 from ..tracing import span
@@ -36,11 +36,15 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float | None = 
     chunks: list[bytes] = []
     size = 0
     with anyio.move_on_after(timeout_s) as scope:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_bytes:
-                raise too_large(max_bytes)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large(max_bytes)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            # Nobody hears the answer; it is still a refusal, not a server error.
+            raise SmithersError("INVALID_REQUEST", "connection closed inside the body") from None
     if scope.cancelled_caught:
         raise SmithersError("REQUEST_TIMEOUT", "request body did not arrive in time")
     return b"".join(chunks)
@@ -97,10 +101,39 @@ def _too_deep() -> SmithersError:
     )
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """`application/json` or `application/*+json`, any parameters but a charset other than
+    UTF-8."""
+    media, *params = (part.strip().lower() for part in content_type.split(";"))
+    kind, slash, subtype = media.partition("/")
+    if kind != "application" or not slash or not (subtype == "json" or subtype.endswith("+json")):
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def unsupported_media_type() -> SmithersError:
+    return SmithersError(
+        "UNSUPPORTED_MEDIA_TYPE",
+        "a request body must be JSON, sent with Content-Type: application/json",
+    )
+
+
 async def read_json_object(
     request: Request, max_bytes: int, timeout_s: float | None = None
 ) -> dict[str, Any]:
+    """The body as a JSON object. A Content-Type other than JSON is refused before reading
+    (a browser form or `text/plain` fetch is never parsed); no Content-Type is refused
+    unless the body is empty."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not is_json_media_type(content_type):
+        raise unsupported_media_type()
     raw = await read_body(request, max_bytes, timeout_s)
+    if content_type is None and raw:
+        raise unsupported_media_type()
     with span("smithers.body.parse", bytes=len(raw)):
         value = parse_json(raw)
     if not isinstance(value, dict):

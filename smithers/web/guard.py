@@ -1,4 +1,5 @@
-"""The ASGI middleware every app wears: HTTP metrics, DNS-rebinding guard, token auth."""
+"""The ASGI middleware every app wears: HTTP metrics, request head checks, DNS-rebinding
+guard, Origin check, token auth."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..auth import is_loopback_host, is_loopback_origin, presented_token, token_matches
+from ..auth import Authority, parse_authority, parse_origin, presented_token, token_matches
 from ..errors import SmithersError
 from ..metrics import Metrics
 from ..tracing import span
@@ -17,10 +18,16 @@ from .responses import error_response
 logger = logging.getLogger("smithers.web")
 
 OPEN_PATHS = frozenset({"/health"})
+# The request line and headers: beyond these a request is refused (414, 431). The HTTP
+# protocols in `serving` hold incomplete heads to the same bounds.
+MAX_URL_BYTES = 16 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_REFUSALS = frozenset({"INVALID_REQUEST", "URI_TOO_LONG", "HEADERS_TOO_LARGE"})
 
 
 class GuardMiddleware:
-    """Counts every request; refuses foreign Host/Origin when open; checks the token."""
+    """Counts every request; refuses a malformed or oversized head, a foreign Host when
+    `host_guard`, a cross-origin request when `origin_guard`, and a missing token."""
 
     def __init__(
         self,
@@ -28,11 +35,15 @@ class GuardMiddleware:
         *,
         token: str | None,
         host_guard: bool,
+        origin_guard: bool,
+        allowed_origins: frozenset[str],
         metrics: Metrics | None,
     ) -> None:
         self.app = app
         self.token = token
         self.host_guard = host_guard
+        self.origin_guard = origin_guard
+        self.allowed_origins = allowed_origins
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,7 +65,7 @@ class GuardMiddleware:
                 if refusal is None:
                     await self.app(scope, receive, send_status)
                 else:
-                    response = error_response(refusal, self.challenge(refusal))
+                    response = error_response(refusal, self.refusal_headers(refusal))
                     await response(scope, receive, send_status)
         finally:
             if self.metrics is not None:
@@ -69,22 +80,75 @@ class GuardMiddleware:
         root = scope.get("root_path", "")
         relative = path[len(root) :] if root and path.startswith(root) else path
         headers = Headers(scope=scope)
-        if self.host_guard:
-            host = headers.get("host", "")
-            origin = headers.get("origin")
-            if (host and not is_loopback_host(host)) or (
-                origin is not None and not is_loopback_origin(origin)
-            ):
-                return SmithersError(
-                    "FORBIDDEN",
-                    "this server has no token and only answers loopback Host and Origin",
-                )
+        authority, refusal = head_refusal(scope, headers)
+        if refusal is not None:
+            return refusal
+        if self.host_guard and authority is not None and not authority.is_loopback():
+            return SmithersError(
+                "FORBIDDEN", "this server has no token and only answers a loopback Host"
+            )
+        if self.origin_guard and not self.origin_allowed(scope, headers, authority):
+            return SmithersError(
+                "FORBIDDEN", "cross-origin request: the Origin is neither this server nor allowed"
+            )
         if self.token is None or relative in OPEN_PATHS:
             return None
         if not token_matches(self.token, presented_token(headers)):
             return SmithersError("UNAUTHORIZED", "missing or invalid token")
         return None
 
+    def origin_allowed(self, scope: Scope, headers: Headers, authority: Authority | None) -> bool:
+        """No Origin (not a browser's cross-site request), our own origin, or a listed one."""
+        values = headers.getlist("origin")
+        if not values:
+            return True
+        origin = parse_origin(values[0]) if len(values) == 1 else None
+        if origin is None:
+            return False  # `null`, a malformed value, several values
+        if authority is not None and origin == authority.origin(scope.get("scheme", "http")):
+            return True
+        return origin in self.allowed_origins
+
     @staticmethod
-    def challenge(refusal: SmithersError) -> dict[str, str] | None:
-        return {"www-authenticate": "Bearer"} if refusal.code == "UNAUTHORIZED" else None
+    def refusal_headers(refusal: SmithersError) -> dict[str, str] | None:
+        if refusal.code == "UNAUTHORIZED":
+            return {"www-authenticate": "Bearer"}
+        if refusal.code in HEAD_REFUSALS:
+            # The body (if any) is unread and its framing not trusted: the connection ends.
+            return {"connection": "close"}
+        return None
+
+
+def head_refusal(scope: Scope, headers: Headers) -> tuple[Authority | None, SmithersError | None]:
+    """The parsed Host (None when absent), or why the request head is refused: a Host
+    missing from HTTP/1.1, repeated or malformed (400), a URL or head over the limits."""
+    hosts = headers.getlist("host")
+    if len(hosts) > 1:
+        return None, SmithersError("INVALID_REQUEST", "more than one Host header")
+    authority = parse_authority(hosts[0]) if hosts else None
+    if hosts and authority is None:
+        return None, SmithersError("INVALID_REQUEST", "Host header is not host[:port]")
+    if not hosts and scope.get("http_version", "1.1") not in ("1.0", "0.9"):
+        return None, SmithersError("INVALID_REQUEST", "Host header is required")
+    if "transfer-encoding" in headers and "content-length" in headers:
+        # Two framings: where this body ends is ambiguous (request smuggling).
+        return None, SmithersError("INVALID_REQUEST", "both Content-Length and Transfer-Encoding")
+    if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_URL_BYTES:
+        return authority, uri_too_long()
+    if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > MAX_HEAD_BYTES:
+        return authority, headers_too_large()
+    return authority, None
+
+
+def uri_too_long() -> SmithersError:
+    return SmithersError(
+        "URI_TOO_LONG", f"request URL exceeds {MAX_URL_BYTES} bytes", {"maxBytes": MAX_URL_BYTES}
+    )
+
+
+def headers_too_large() -> SmithersError:
+    return SmithersError(
+        "HEADERS_TOO_LARGE",
+        f"request headers exceed {MAX_HEAD_BYTES} bytes",
+        {"maxBytes": MAX_HEAD_BYTES},
+    )

@@ -1,8 +1,10 @@
 """Serving an app with uvicorn: in a background thread (a handle) or in the foreground.
 
 uvicorn bounds idle keep-alive connections but not a client that sends its request
-headers slowly; `SlowHeadersProtocol` closes a connection whose headers have not all
-arrived `headers_timeout` after it opened (or after its previous response).
+headers slowly; our protocols close a connection whose headers have not all arrived
+`headers_timeout` after it opened (or after its previous response). uvicorn answers a
+request its parser rejects in plain text; ours answer with the JSON error envelope, and
+hold an unfinished request head to the guard's limits (httptools has none of its own).
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
+import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import SmithersError
+from .guard import MAX_HEAD_BYTES, MAX_URL_BYTES, headers_too_large, uri_too_long
+from .responses import error_response
 
 
 class _HeadersDeadline:
@@ -61,24 +67,111 @@ class _HeadersDeadline:
             self.transport.close()
 
 
-class SlowHeadersH11(_HeadersDeadline, H11Protocol):
+def refusal_bytes(refusal: SmithersError, default_headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """A whole HTTP/1.1 response carrying the error envelope, closing the connection."""
+    response = error_response(refusal, {"connection": "close"})
+    lines = [b"HTTP/1.1 %d %s" % (refusal.status, HTTPStatus(refusal.status).phrase.encode())]
+    lines += [name + b": " + value for name, value in [*default_headers, *response.raw_headers]]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + bytes(response.body)
+
+
+def malformed() -> SmithersError:
+    return SmithersError("INVALID_REQUEST", "malformed HTTP request")
+
+
+class _RefusedAsJson:
+    """Replaces uvicorn's plain-text `send_400_response` (called when its parser rejects
+    the bytes): the JSON envelope when the connection owes no other answer, else a bare
+    close (a response already under way, or owed to an earlier pipelined request)."""
+
+    transport: asyncio.Transport
+    server_state: Any
+    cycle: Any
+
+    def send_400_response(self, msg: str) -> None:
+        if self._may_answer():
+            refusal = self._refusal()
+            self.transport.write(refusal_bytes(refusal, self.server_state.default_headers))
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app's answer, if any, goes nowhere
+        self.transport.close()
+
+    def _may_answer(self) -> bool:
+        raise NotImplementedError
+
+    def _refusal(self) -> SmithersError:
+        raise NotImplementedError
+
+
+class SlowHeadersH11(_RefusedAsJson, _HeadersDeadline, H11Protocol):
+    _reading_head = True
+
     def handle_events(self) -> None:
         before = self.cycle
+        self._reading_head = self.conn.their_state is h11.IDLE
         super().handle_events()
         if self.cycle is not before:
             self._cancel_headers_timer()
 
+    def _may_answer(self) -> bool:
+        # h11 reads one request at a time: an error is in the request being answered.
+        return self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE)
+
+    def _refusal(self) -> SmithersError:
+        # h11 refuses an unfinished head past `h11_max_incomplete_event_size`.
+        buffered = self.conn.trailing_data[0]
+        if not self._reading_head or len(buffered) <= MAX_HEAD_BYTES:
+            return malformed()
+        line_end = buffered.find(b"\n")
+        return uri_too_long() if line_end < 0 or line_end > MAX_URL_BYTES else headers_too_large()
+
 
 def _httptools_protocol() -> type[asyncio.Protocol] | None:
     try:
+        import httptools
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # httptools is optional for uvicorn; h11 serves without it
         return None
 
-    class SlowHeadersHttpTools(_HeadersDeadline, HttpToolsProtocol):
+    class SlowHeadersHttpTools(_RefusedAsJson, _HeadersDeadline, HttpToolsProtocol):
+        _in_head = True
+        _head_bytes = 0
+        _too_large: SmithersError | None = None
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            unfinished = self._in_head and not self.transport.is_closing()
+            if unfinished and self._head_bytes > MAX_HEAD_BYTES:
+                self._too_large = headers_too_large()
+                self.send_400_response("")
+
+        def on_url(self, url: bytes) -> None:
+            super().on_url(url)
+            if len(self.url) > MAX_URL_BYTES:
+                self._too_large = uri_too_long()
+                raise httptools.HttpParserError("URL too long")  # stops the parser
+
         def on_headers_complete(self) -> None:
             self._cancel_headers_timer()
+            self._in_head = False
+            self._head_bytes = 0
             super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_head = True
+            super().on_message_complete()
+
+        def _may_answer(self) -> bool:
+            if self.pipeline:
+                return False
+            if self._in_head:
+                return self.cycle is None or bool(self.cycle.response_complete)
+            return self.cycle is not None and not self.cycle.response_started
+
+        def _refusal(self) -> SmithersError:
+            return self._too_large or malformed()
 
     return SlowHeadersHttpTools
 
@@ -91,10 +184,12 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def protocol_with_timeout(headers_timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's httptools protocol (its fast C parser) when installed, else h11's, with the
-    headers deadline."""
-    base = _httptools_protocol() or SlowHeadersH11
+def protocol_with_timeout(
+    headers_timeout_s: float, base: type[asyncio.Protocol] | None = None
+) -> type[asyncio.Protocol]:
+    """`base` (default: uvicorn's httptools protocol, its fast C parser, when installed,
+    else h11's, both ours) with the headers deadline."""
+    base = base or _httptools_protocol() or SlowHeadersH11
     return type("SmithersHttpProtocol", (base,), {"headers_timeout": headers_timeout_s})
 
 
@@ -146,7 +241,7 @@ def uvicorn_config(
         access_log=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
-        h11_max_incomplete_event_size=64 * 1024,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
 
 

@@ -26,6 +26,7 @@ from .conftest import (
 )
 
 MIB = 1_048_576
+JSON_TYPE = {"content-type": "application/json"}
 TIMEOUT_S = 1.5
 
 pytestmark = pytest.mark.timeout(60)
@@ -296,7 +297,7 @@ def test_json_nested_10000_deep(
     deep_data = b'{"data": ' + deep_list + b"}"
     for route in body_routes(runs):
         for raw in (deep_list, deep_obj, deep_inside, deep_data):
-            res = client.post(route, content=raw, headers={"content-type": "application/json"})
+            res = client.post(route, content=raw, headers=JSON_TYPE)
             err = assert_error(res, 400, "INVALID_REQUEST")
             assert err["details"] == {"maxDepth": 32}, (route, err)
     assert run_count(srv) == before
@@ -373,7 +374,8 @@ def test_wrong_types_in_every_field_of_every_body(
         assert err["details"]["field"] == field, (route, body, err)
     for route in body_routes(runs):
         for raw in NOT_OBJECTS:
-            err = assert_error(client.post(route, content=raw), 400, "INVALID_REQUEST")
+            res = client.post(route, content=raw, headers=JSON_TYPE)
+            err = assert_error(res, 400, "INVALID_REQUEST")
             assert err["details"]["field"] == "body", (route, raw, err)
     assert run_count(srv) == before
     assert_untouched(client, runs)
@@ -391,11 +393,11 @@ def test_invalid_utf8_is_invalid_json(client: httpx.Client, runs: dict[str, str]
     ]
     for route in body_routes(runs):
         for raw in bodies:
-            res = client.post(route, content=raw, headers={"content-type": "application/json"})
+            res = client.post(route, content=raw, headers=JSON_TYPE)
             assert_error(res, 400, "INVALID_JSON")
     for route in body_routes(runs):
         for raw in (b"{", b"{'a': 1}", b'{"a": 1,}', b"\xef\xbb\xbf{}", b"{}x", b"nul"):
-            assert_error(client.post(route, content=raw), 400, "INVALID_JSON")
+            assert_error(client.post(route, content=raw, headers=JSON_TYPE), 400, "INVALID_JSON")
     assert_untouched(client, runs)
 
 
@@ -437,7 +439,7 @@ def test_lone_surrogates_are_400(
 ) -> None:
     """`\\ud800` parses but cannot be stored or encoded: refused (it was a 500)."""
     with srv.client(headers={"connection": "close"}) as c:
-        res = c.post(where.format(**runs), content=raw)
+        res = c.post(where.format(**runs), content=raw, headers=JSON_TYPE)
         assert res.status_code == 400, res.text
         assert res.json()["error"]["code"] in ("INVALID_JSON", "INVALID_REQUEST")
 
@@ -467,7 +469,7 @@ def test_body_of_one_mib_plus_one(
     head = b'{"workflowPath": "no-such-file.py"}'
     exact = head + b" " * (MIB - len(head))
     for body in (exact, iter([head, *_chunks(MIB - len(head))])):
-        res = client.post("/v1/runs", content=body)
+        res = client.post("/v1/runs", content=body, headers=JSON_TYPE)
         assert_error(res, 400, "WORKFLOW_LOAD_FAILED")
     assert_untouched(client, runs)
     # And a normal request still works.
@@ -557,3 +559,116 @@ def test_slow_headers_are_cut_off_while_others_are_served(
         assert TIMEOUT_S * 0.8 <= elapsed < TIMEOUT_S + 1.5, elapsed
     assert served >= 10, served
     assert start_run(client, "hello.py")
+
+
+# -- Host, Origin, Content-Type: another page on this machine cannot drive the server --------
+
+
+def test_host_is_parsed_strictly(srv: ServerProcess, client: httpx.Client) -> None:
+    port = srv.port
+    for host in (
+        f"127.0.0.1:{port}@evil.com",
+        f"evil.com@127.0.0.1:{port}",
+        f"127.0.0.1:{port}/x",
+        f"127.0.0.1:{port}#x",
+        f"127.0.0.1 :{port}",
+        "127.0.0.1:",
+        f"[::1]:{port}x",
+        "127.1",
+    ):
+        err = assert_error(client.get("/v1/runs", headers={"host": host}), 400, "INVALID_REQUEST")
+        assert "Host" in err["message"]
+    status, data = raw_request(
+        port, b"GET /v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.com\r\n\r\n"
+    )
+    assert status == 400 and b'"INVALID_REQUEST"' in data, data
+    assert_error(client.get("/v1/runs", headers={"host": f"evil.com:{port}"}), 403, "FORBIDDEN")
+    assert client.get("/v1/runs", headers={"host": f"localhost:{port}"}).status_code == 200
+
+
+def test_origin_of_another_local_page_is_refused(
+    srv: ServerProcess, client: httpx.Client, runs: dict[str, str]
+) -> None:
+    port = srv.port
+    before = run_count(srv)
+    for origin in (
+        "http://127.0.0.1:9999",
+        "http://localhost:5173",
+        "http://[::1]:8080",
+        f"http://localhost:{port}",  # the browser's origin differs from our Host
+        f"https://127.0.0.1:{port}",
+        f"http://127.0.0.1:{port}/",
+        "null",
+        "http://evil.example",
+    ):
+        headers = {"origin": origin}
+        assert_error(client.get("/v1/runs", headers=headers), 403, "FORBIDDEN")
+        assert_error(
+            client.get(f"/v1/runs/{runs['done']}/events", headers=headers), 403, "FORBIDDEN"
+        )
+        for route in body_routes(runs):
+            body = {"workflowPath": "hello.py", "data": {"amount": 1}}
+            assert_error(client.post(route, json=body, headers=headers), 403, "FORBIDDEN")
+    assert run_count(srv) == before
+    assert_untouched(client, runs)
+    # Our own origin, or none at all (curl, scripts), is served.
+    same = {"origin": f"http://127.0.0.1:{port}"}
+    assert client.get("/v1/runs", headers=same).status_code == 200
+    run_id = start_run(client, "hello.py")
+    res = client.post("/v1/runs", json={"workflowPath": "hello.py"}, headers=same)
+    assert res.status_code == 200, res.text
+    assert wait_status(client, run_id, ("finished", "failed"))["status"] == "finished"
+
+
+def test_bodies_must_be_json(
+    srv: ServerProcess, client: httpx.Client, runs: dict[str, str]
+) -> None:
+    before = run_count(srv)
+    body = json.dumps({"workflowPath": "hello.py", "data": {"amount": 1}}).encode()
+    for route in body_routes(runs):
+        for content_type in (
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=latin-1",
+            None,  # a fetch() of a Blob sends no Content-Type
+        ):
+            headers = {"content-type": content_type} if content_type else {}
+            res = client.post(route, content=body, headers=headers)
+            assert_error(res, 415, "UNSUPPORTED_MEDIA_TYPE")
+        assert_error(client.post(route, content=iter([body])), 415, "UNSUPPORTED_MEDIA_TYPE")
+    # Refused by its Content-Type before it is read: not a 413.
+    res = client.post("/v1/runs", content=b" " * (MIB + 1), headers={"content-type": "text/plain"})
+    assert_error(res, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert run_count(srv) == before
+    assert_untouched(client, runs)
+    for content_type in ("application/json; charset=utf-8", "application/vnd.smithers+json"):
+        res = client.post("/v1/runs", content=body, headers={"content-type": content_type})
+        assert res.status_code == 200, res.text
+
+
+def test_allowed_origin_flag(spawn: Callable[..., ServerProcess]) -> None:
+    listed = ("http://localhost:5173", "https://app.example.com")
+    args = (
+        "--allowed-origin",
+        "http://localhost:5173",
+        "--allowed-origin",
+        "https://App.Example.com/",
+    )
+    open_srv = spawn(db=False, args=args)
+    token_srv = spawn(db=False, token="t0k-" + "x" * 16, args=args)
+    with open_srv.client() as c:
+        for origin in (*listed, f"http://127.0.0.1:{open_srv.port}"):
+            assert c.get("/openapi.json", headers={"origin": origin}).status_code == 200, origin
+        for origin in ("http://localhost:5174", "http://app.example.com", "null"):
+            assert_error(c.get("/openapi.json", headers={"origin": origin}), 403, "FORBIDDEN")
+    with token_srv.client() as c:
+        assert c.get("/openapi.json").status_code == 200
+        for origin in listed:
+            assert c.get("/openapi.json", headers={"origin": origin}).status_code == 200, origin
+        for origin in ("http://evil.example", "http://localhost:5174"):
+            assert_error(c.get("/openapi.json", headers={"origin": origin}), 403, "FORBIDDEN")
+    with token_srv.client(auth=False) as c:
+        res = c.get("/openapi.json", headers={"origin": listed[0]})
+        assert_error(res, 401, "UNAUTHORIZED")
