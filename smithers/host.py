@@ -244,6 +244,16 @@ class RunHost:
             raise SmithersError(
                 "RUN_NOT_ACTIVE", f"run {run_id!r} is {run.status}", {"runId": run_id}
             )
+        if workflow is not None:
+            # Only the workflow the run recorded (its file may have changed: WorkflowReloaded).
+            recorded = queries.path_in_root(run.workflow_path, self.root_dir)
+            offered = queries.path_in_root(workflow.path, self.root_dir)
+            if recorded is None or recorded != offered:
+                raise SmithersError(
+                    "WORKFLOW_MISMATCH",
+                    f"run {run_id!r} records another workflow; resume it with its own",
+                    {"runId": run_id, "workflowPath": recorded, "requested": offered},
+                )
         runtime = self.runtime(store)
         if runtime.is_live(run_id) or commands.is_live(run, runtime.now()):
             return "running"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -104,11 +106,28 @@ def run_view(store: Store, run_id: str) -> dict[str, Any] | None:
     return view
 
 
-def run_list_item(store: Store, run: RunRecord, now: int) -> dict[str, Any]:
+def path_in_root(path: str | None, root: Path | None) -> str | None:
+    """A run's recorded workflow path as a server shows it: relative to its root, or None
+    when the file is not under that root (no host path leaves the server). Without a
+    root, as recorded."""
+    if path is None or root is None:
+        return path
+    recorded = Path(path)
+    if not recorded.is_absolute():
+        return recorded.as_posix()
+    try:
+        return recorded.relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def run_list_item(
+    store: Store, run: RunRecord, now: int, root: Path | None = None
+) -> dict[str, Any]:
     return {
         "runId": run.run_id,
         "workflowName": run.workflow_name,
-        "workflowPath": run.workflow_path,
+        "workflowPath": path_in_root(run.workflow_path, root),
         "status": run.status,
         "createdAtMs": run.created_at_ms,
         "startedAtMs": run.started_at_ms,
@@ -119,12 +138,21 @@ def run_list_item(store: Store, run: RunRecord, now: int) -> dict[str, Any]:
 
 
 def list_runs(
-    store: Store, *, limit: int = 50, status: str | None = None, workflow: str | None = None
+    store: Store,
+    *,
+    limit: int = 50,
+    status: str | None = None,
+    workflow: str | None = None,
+    root: Path | None = None,
 ) -> list[dict[str, Any]]:
+    """Runs newest first. `workflow` is a workflow name or, given `root`, a `.py` path
+    relative to it; with `root`, each `workflowPath` is relative to it (`path_in_root`)."""
+    if workflow is not None and root is not None and workflow.endswith(".py"):
+        workflow = os.path.realpath(root / workflow)  # as runs record it
     with store.read() as conn:
         found = runs_q.list_runs(conn, limit=limit, status=status, workflow=workflow)
     now = now_ms()
-    return [run_list_item(store, run, now) for run in found]
+    return [run_list_item(store, run, now, root) for run in found]
 
 
 def pending_approvals(store: Store, limit: int = 1000) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 import anyio
@@ -10,6 +12,7 @@ from starlette.requests import Request
 
 from ..errors import SmithersError
 from ..tracing import span
+from .params import INT64_MAX, INT64_MIN
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 MAX_JSON_DEPTH = 32
@@ -46,23 +49,17 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float | None = 
     return b"".join(chunks)
 
 
-def json_depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
+# Text no UTF-8 store or response can hold (lone surrogates, from `\ud800` escapes) or that
+# PostgreSQL refuses in text (NUL).
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+# Where a value sits: (where its parent sits, its key or index); None for the body.
+_Path = tuple["_Path", str | int] | None
 
 
 def parse_json(raw: bytes) -> Any:
-    """Parse a body: empty reads as `{}`; bad JSON, bad UTF-8 and deep nesting are 400s."""
+    """Parse a body: empty reads as `{}`; bad JSON, bad UTF-8 and deep nesting are 400s,
+    and so is any value a store cannot keep as it came (see `check_json`)."""
     if not raw.strip():
         return {}
     try:
@@ -75,14 +72,65 @@ def parse_json(raw: bytes) -> Any:
         raise _too_deep() from None
     except ValueError as exc:
         raise SmithersError("INVALID_JSON", f"request body is not valid JSON: {exc}") from None
-    if json_depth(value) > MAX_JSON_DEPTH:
-        raise _too_deep()
-    try:
-        # `\ud800` escapes parse into strings that no UTF-8 store or response can hold.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise SmithersError("INVALID_JSON", "request body has an unpaired surrogate") from None
+    check_json(value)
     return value
+
+
+def check_json(value: Any) -> None:
+    """Refuse, naming where (`details.field`, a dot path), what no store keeps losslessly:
+    nesting deeper than MAX_JSON_DEPTH, NUL or lone surrogates in a string or key, a
+    non-finite number (`1e999` parses as infinity) and an integer outside int64."""
+    # Each entry: the value, its depth, and its path as (parent entry's path, key).
+    stack: list[tuple[Any, int, _Path]] = [(value, 1, None)]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, path)
+        elif isinstance(item, dict):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            for key, child in item.items():
+                child_path = (path, key)
+                _check_text(key, child_path)
+                stack.append((child, depth + 1, child_path))
+        elif isinstance(item, list):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            stack.extend((child, depth + 1, (path, i)) for i, child in enumerate(item))
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise _refused(path, "is an integer outside the 64-bit range")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise _refused(path, "is a number too large to represent")
+
+
+def field_path(path: _Path) -> str:
+    """`input.items.0.name`; the body itself is `body`. Keys are shown printable."""
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(
+            key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+            if isinstance(key, str)
+            else str(key)
+        )
+    return ".".join(reversed(parts)) or "body"
+
+
+def _check_text(text: str, path: _Path) -> None:
+    found = _BAD_TEXT.search(text)
+    if found is None:
+        return
+    if found.group() != "\x00":
+        raise SmithersError("INVALID_JSON", "request body has an unpaired surrogate")
+    raise _refused(path, "contains a NUL character")
+
+
+def _refused(path: _Path, problem: str) -> SmithersError:
+    field = field_path(path)
+    return SmithersError("INVALID_REQUEST", f"{field} {problem}", {"field": field})
 
 
 def _no_constant(name: str) -> Any:
