@@ -11,14 +11,11 @@ from starlette.routing import Route
 from smithers import queries
 from smithers.engine import in_thread
 from smithers.errors import SmithersError
-from smithers.store.records import TERMINAL_STATUSES, WAITING_STATUSES
 from smithers.web.params import body_field, invalid, query_int, query_text
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import cancel_endpoint, events_endpoint, frames_endpoint
 
 from .context import RUN_ID, ServerContext, not_found, run_id_param
-
-RUN_STATUSES = TERMINAL_STATUSES | WAITING_STATUSES | {"running", "paused"}
 
 
 def _config(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -67,8 +64,10 @@ def routes(ctx: ServerContext) -> list[Route]:
         limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
         assert limit is not None
         status = query_text(request.query_params, "status")
-        if status is not None and status not in RUN_STATUSES:
-            raise invalid("status", f"status must be one of {', '.join(sorted(RUN_STATUSES))}")
+        if status is not None and status not in queries.RUN_STATUSES:
+            raise invalid(
+                "status", f"status must be one of {', '.join(sorted(queries.RUN_STATUSES))}"
+            )
         workflow = query_text(request.query_params, "workflow")
         found = await store.run(
             queries.list_runs,
