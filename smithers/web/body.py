@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
@@ -80,30 +81,40 @@ def check_json(value: Any) -> None:
     """Refuse, naming where (`details.field`, a dot path), what no store keeps losslessly:
     nesting deeper than MAX_JSON_DEPTH, NUL or lone surrogates in a string or key, a
     non-finite number (`1e999` parses as infinity) and an integer outside int64."""
-    # Each entry: the value, its depth, and its path as (parent entry's path, key).
-    stack: list[tuple[Any, int, _Path]] = [(value, 1, None)]
+    _check_scalar(value, None)
+    # Only containers go on the stack (with their depth and path); scalars are checked as
+    # they are met, which keeps a 1 MiB body to a few tens of milliseconds.
+    stack: list[tuple[Any, int, _Path]] = []
+    if isinstance(value, dict | list):
+        stack.append((value, 1, None))
     while stack:
         item, depth, path = stack.pop()
-        if isinstance(item, str):
-            _check_text(item, path)
-        elif isinstance(item, dict):
-            if depth > MAX_JSON_DEPTH:
-                raise _too_deep()
-            for key, child in item.items():
-                child_path = (path, key)
-                _check_text(key, child_path)
-                stack.append((child, depth + 1, child_path))
-        elif isinstance(item, list):
-            if depth > MAX_JSON_DEPTH:
-                raise _too_deep()
-            stack.extend((child, depth + 1, (path, i)) for i, child in enumerate(item))
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, int):
-            if not INT64_MIN <= item <= INT64_MAX:
-                raise _refused(path, "is an integer outside the 64-bit range")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise _refused(path, "is a number too large to represent")
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        pairs: Iterable[tuple[Any, Any]] = (
+            item.items() if isinstance(item, dict) else enumerate(item)
+        )
+        for key, child in pairs:
+            if type(key) is str and _BAD_TEXT.search(key):
+                _refuse_text(key, (path, key))
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1, (path, key)))
+            elif kind is not bool and child is not None:
+                _check_scalar(child, (path, key))
+
+
+def _check_scalar(value: Any, path: _Path) -> None:
+    if isinstance(value, str):
+        if _BAD_TEXT.search(value):
+            _refuse_text(value, path)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _refused(path, "is an integer outside the 64-bit range")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _refused(path, "is a number too large to represent")
 
 
 def field_path(path: _Path) -> str:
@@ -119,11 +130,9 @@ def field_path(path: _Path) -> str:
     return ".".join(reversed(parts)) or "body"
 
 
-def _check_text(text: str, path: _Path) -> None:
+def _refuse_text(text: str, path: _Path) -> None:
     found = _BAD_TEXT.search(text)
-    if found is None:
-        return
-    if found.group() != "\x00":
+    if found is not None and found.group() != "\x00":
         raise SmithersError("INVALID_JSON", "request body has an unpaired surrogate")
     raise _refused(path, "contains a NUL character")
 
