@@ -116,10 +116,11 @@ def path_in_root(path: str | None, root: Path | None) -> str | None:
     recorded = Path(path)
     if not recorded.is_absolute():
         return recorded.as_posix()
-    try:
-        return recorded.relative_to(root).as_posix()
-    except ValueError:
-        return None
+    # Runs record the resolved path; one recorded otherwise is resolved here.
+    for candidate in (recorded, Path(os.path.realpath(recorded))):
+        if candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+    return None
 
 
 def run_list_item(
