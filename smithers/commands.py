@@ -7,6 +7,7 @@ change through the bus in-process and through the run's `command_seq` elsewhere.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .engine import MAX_ABANDONED_ATTEMPTS
-from .errors import SmithersError
+from .errors import SmithersError, validation_errors
+from .loader import loaded_version
 from .ownership import owner_is_dead
+from .principal import Principal
+from .render import validate_output
 from .store import nodes as nodes_q
 from .store import runs as runs_q
 from .store import schema
@@ -69,25 +73,51 @@ class Decision:
         }
 
 
-def _check_choice(request: dict[str, Any], decision: Any) -> None:
+def _check_caller(request: dict[str, Any], caller: Principal | None, key: dict[str, Any]) -> None:
+    """`allowed_users` / `allowed_scopes` bind whoever the surface knows the caller to be."""
+    if caller is None:
+        return
+    users = request.get("allowedUsers") or []
+    scopes = request.get("allowedScopes") or []
+    if users and caller.user_id not in users:
+        raise SmithersError("FORBIDDEN", "this approval is restricted to other users", key)
+    if scopes and not caller.has_any_scope(scopes):
+        raise SmithersError("FORBIDDEN", "this approval needs a scope the caller lacks", key)
+
+
+def _is_option(value: Any, keys: list[Any]) -> bool:
+    # By type too: JSON `true` must not pass for an option keyed 1.
+    return any(type(value) is type(k) and value == k for k in keys)
+
+
+def _check_choice(request: dict[str, Any], decision: Any, approved: bool) -> None:
+    """A `select` decision names one option, a `rank` decision orders a non-empty subset of
+    them, each once. An approval of such a node needs one; a denial may carry one, checked
+    the same way."""
     mode = request.get("mode", "approve")
     keys = [o.get("key") for o in request.get("options") or [] if isinstance(o, dict)]
-    if mode == "select" and keys:
-        selected = decision.get("selected") if isinstance(decision, dict) else None
-        if selected not in keys:
-            raise SmithersError(
-                "INVALID_REQUEST",
-                "decision.selected must be one of the approval's options",
-                {"field": "decision.selected", "options": keys},
-            )
-    if mode == "rank" and keys:
-        ranked = decision.get("ranked") if isinstance(decision, dict) else None
-        if not isinstance(ranked, list) or sorted(map(str, ranked)) != sorted(map(str, keys)):
-            raise SmithersError(
-                "INVALID_REQUEST",
-                "decision.ranked must order every option key once",
-                {"field": "decision.ranked", "options": keys},
-            )
+    if mode not in ("select", "rank") or not keys or (decision is None and not approved):
+        return
+    choice = decision if isinstance(decision, dict) else {}
+    if mode == "select" and not _is_option(choice.get("selected"), keys):
+        raise SmithersError(
+            "INVALID_REQUEST",
+            "decision.selected must be one of the approval's options",
+            {"field": "decision.selected", "options": keys},
+        )
+    ranked = choice.get("ranked")
+    if mode == "rank" and not (
+        isinstance(ranked, list)
+        and ranked
+        and len(ranked) <= len(keys)
+        and all(_is_option(item, keys) for item in ranked)
+        and all(ranked.index(item) == i for i, item in enumerate(ranked))
+    ):
+        raise SmithersError(
+            "INVALID_REQUEST",
+            "decision.ranked must order option keys of the approval, each at most once",
+            {"field": "decision.ranked", "options": keys},
+        )
 
 
 def decide(
@@ -100,7 +130,11 @@ def decide(
     note: str | None = None,
     decided_by: str | None = None,
     decision: Any = None,
+    caller: Principal | None = None,
 ) -> Decision:
+    """Record a decision on a waiting approval. Nothing is recorded when it is refused:
+    `NODE_NOT_WAITING`, `ALREADY_DECIDED`, `FORBIDDEN` (`caller`, when given, is not among
+    the approval's allowed users or scopes), `INVALID_REQUEST` (a bad select/rank choice)."""
     with store.write() as tx:
         run = _locked_run(tx, run_id)
         approval = nodes_q.get_approval(tx.conn, run_id, node_id, iteration)
@@ -117,8 +151,8 @@ def decide(
                 f"node {node_id!r} is not waiting for approval",
                 {"nodeId": node_id, "iteration": iteration},
             )
-        if approved:
-            _check_choice(approval.request, decision)
+        _check_caller(approval.request, caller, {"nodeId": node_id, "iteration": iteration})
+        _check_choice(approval.request, decision, approved)
         nodes_q.decide_approval(
             tx.conn,
             run_id,
@@ -174,6 +208,8 @@ async def approve(
     note: str | None = None,
     decided_by: str | None = None,
     decision: Any = None,
+    *,
+    caller: Principal | None = None,
 ) -> Decision:
     """Approve a node that waits for approval (`NODE_NOT_WAITING`, `ALREADY_DECIDED`)."""
     return await store.run(
@@ -186,6 +222,7 @@ async def approve(
         note=note,
         decided_by=decided_by,
         decision=decision,
+        caller=caller,
     )
 
 
@@ -197,6 +234,8 @@ async def deny(
     note: str | None = None,
     decided_by: str | None = None,
     decision: Any = None,
+    *,
+    caller: Principal | None = None,
 ) -> Decision:
     """Deny a node that waits for approval; its `on_deny` decides what happens next."""
     return await store.run(
@@ -209,6 +248,7 @@ async def deny(
         note=note,
         decided_by=decided_by,
         decision=decision,
+        caller=caller,
     )
 
 
@@ -223,7 +263,11 @@ def send_signal(
     *,
     correlation_id: str | None = None,
     received_by: str | None = None,
+    workflow: SmithersWorkflow | None = None,
 ) -> dict[str, Any]:
+    """Record a signal. Its payload is checked against the model the run's workflow declares
+    for it (`workflow`, else the version of the run's workflow this process has loaded), see
+    `_check_payload`; a refused signal records nothing and uses no seq."""
     if not isinstance(name, str) or not name.strip():
         raise SmithersError(
             "INVALID_REQUEST", "signal name must not be blank", {"field": "signalName"}
@@ -243,6 +287,10 @@ def send_signal(
                 f"run {run_id!r} is {run.status}",
                 {"runId": run_id, "status": run.status},
             )
+        if workflow is None and run.workflow_path and run.workflow_hash:
+            workflow = loaded_version(run.workflow_path, run.workflow_hash)
+        if workflow is not None:
+            _check_payload(tx, workflow, run_id, name, correlation_id, data)
         seq = nodes_q.insert_signal(
             tx.conn,
             run_id,
@@ -267,6 +315,77 @@ def send_signal(
     }
 
 
+def _check_payload(
+    tx: Tx,
+    workflow: SmithersWorkflow,
+    run_id: str,
+    name: str,
+    correlation_id: str | None,
+    data: Any,
+) -> None:
+    """Refuse a payload no node that may consume it accepts.
+
+    The nodes that may consume it: those waiting for this signal (name and correlation id)
+    when any wait, else the `Signal` nodes of that name in the run's last frame (reached or
+    not). The payload must validate against one of their models; a node without a model
+    takes anything. With no such node rendered yet (say, behind an undecided branch) the
+    payload is taken and checked when a node consumes it, which fails that node if invalid.
+    """
+    elements = _signal_elements(tx, run_id)
+    waiting = {
+        n.node_id
+        for n in nodes_q.nodes_in_states(tx.conn, run_id, ("waiting-event",))
+        if _awaits(n.wait or {}, name, correlation_id)
+    }
+    if waiting:
+        candidates = [p for p in elements if p.get("id") in waiting]
+    else:
+        candidates = [
+            p
+            for p in elements
+            if p.get("signal") == name and p.get("correlationId") in (None, correlation_id)
+        ]
+    refs = {ref.key: ref for ref in workflow.outputs}
+    first_error: Any = None
+    for props in candidates:
+        ref = refs.get(props.get("output") or "")
+        if ref is None:
+            return  # takes anything (or a model this version does not know: checked later)
+        try:
+            validate_output(ref, data)
+            return
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            first_error = first_error or exc
+    if first_error is not None:
+        errors = getattr(first_error, "errors", None)
+        raise SmithersError(
+            "INVALID_REQUEST",
+            f"signal {name!r}: data does not match the model its node declares",
+            {"field": "data", "errors": validation_errors(errors() if callable(errors) else [])},
+        )
+
+
+def _signal_elements(tx: Tx, run_id: str) -> list[dict[str, Any]]:
+    """The props of every `Signal` / `WaitForEvent` element in the run's last frame."""
+    frames = schema.frames
+    text = tx.conn.execute(
+        sa.select(frames.c.xml_json)
+        .where(frames.c.run_id == run_id)
+        .order_by(frames.c.frame_no.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    found: list[dict[str, Any]] = []
+    stack = [json.loads(text)] if text else []
+    while stack:
+        element = stack.pop()
+        if not isinstance(element, dict):
+            continue
+        if element.get("tag") in ("signal", "wait-for-event"):
+            found.append(element.get("props") or {})
+        stack.extend(reversed(element.get("children") or []))
+    return found
+
+
 def _awaits(wait: dict[str, Any], name: str, correlation_id: str | None) -> bool:
     """Whether a node waiting with `wait` is resolved by this signal."""
     wanted = wait.get("correlationId")
@@ -280,8 +399,13 @@ async def signal(
     data: Any = None,
     correlation_id: str | None = None,
     received_by: str | None = None,
+    *,
+    workflow: SmithersWorkflow | None = None,
 ) -> dict[str, Any]:
-    """Deliver a named signal; one sent before its node is reached waits for it."""
+    """Deliver a named signal; one sent before its node is reached waits for it.
+
+    A payload the consuming node's model refuses is a 400 `INVALID_REQUEST` (nothing
+    recorded) when the run's workflow is known: `workflow`, or the version loaded here."""
     return await store.run(
         send_signal,
         store,
@@ -290,6 +414,7 @@ async def signal(
         data,
         correlation_id=correlation_id,
         received_by=received_by,
+        workflow=workflow,
     )
 
 

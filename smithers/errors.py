@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "WORKFLOW_PATH_OUTSIDE_ROOT": 400,
     "WORKFLOW_LOAD_FAILED": 400,
     "WORKFLOW_INVALID": 400,
+    "WORKFLOW_MISMATCH": 409,
     "DB_NOT_CONFIGURED": 400,
     "OUTPUT_NOT_FOUND": 404,
     "TOOL_PATH_ESCAPE": 400,
@@ -62,6 +63,18 @@ class SmithersError(Exception):
 
 class UsageError(Exception):
     """Bad command-line input: the CLI prints it as one line and exits 2."""
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """A pydantic error list (`ValidationError.errors()`) as plain JSON: loc, msg, type."""
+    return [
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg")),
+            "type": str(err.get("type")),
+        }
+        for err in errors or []
+    ]
 
 
 def error_json(exc: BaseException) -> dict[str, Any]:

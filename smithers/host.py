@@ -130,7 +130,7 @@ class RunHost:
     async def _serve_runtime(self, store: Store, ready: anyio.Event) -> None:
         runtime = Runtime(
             store,
-            resolve=self._resolve,
+            resolve=self.workflow_of,
             root_dir=str(self.root_dir),
             allow_network=self.allow_network,
             poll_interval=self.poll_interval,
@@ -154,7 +154,9 @@ class RunHost:
         with span("smithers.workflow.load", path=path):
             return await load_workflow_async(path, self.root_dir, timeout_s=self.load_timeout_s)
 
-    async def _resolve(self, run: RunRecord) -> SmithersWorkflow | None:
+    async def workflow_of(self, run: RunRecord) -> SmithersWorkflow | None:
+        """The workflow a resume of `run` loads: the version it recorded while this process
+        has it, else the file as it is now; None (logged once) when it cannot be loaded."""
         if not run.workflow_path:
             return None
         if run.workflow_hash:
@@ -260,6 +262,16 @@ class RunHost:
             raise SmithersError(
                 "RUN_NOT_ACTIVE", f"run {run_id!r} is {run.status}", {"runId": run_id}
             )
+        if workflow is not None:
+            # Only the workflow the run recorded (its file may have changed: WorkflowReloaded).
+            recorded = queries.path_in_root(run.workflow_path, self.root_dir)
+            offered = queries.path_in_root(workflow.path, self.root_dir)
+            if recorded is None or recorded != offered:
+                raise SmithersError(
+                    "WORKFLOW_MISMATCH",
+                    f"run {run_id!r} records another workflow; resume it with its own",
+                    {"runId": run_id, "workflowPath": recorded, "requested": offered},
+                )
         runtime = self.runtime(store)
         if runtime.is_live(run_id) or commands.is_live(run, runtime.now()):
             return "running"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,10 +16,11 @@ from .store import nodes as nodes_q
 from .store import outputs as outputs_q
 from .store import runs as runs_q
 from .store.base import Store
-from .store.records import RunRecord
+from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord
 from .store.schema import nodes
 
 _STATE_BY_STATUS = {"finished": "succeeded"}
+RUN_STATUSES = TERMINAL_STATUSES | WAITING_STATUSES | {"running", "paused"}
 
 
 def run_state(store: Store, run: RunRecord, now: int | None = None) -> dict[str, Any]:
@@ -104,11 +107,29 @@ def run_view(store: Store, run_id: str) -> dict[str, Any] | None:
     return view
 
 
-def run_list_item(store: Store, run: RunRecord, now: int) -> dict[str, Any]:
+def path_in_root(path: str | None, root: Path | None) -> str | None:
+    """A run's recorded workflow path as a server shows it: relative to its root, or None
+    when the file is not under that root (no host path leaves the server). Without a
+    root, as recorded."""
+    if path is None or root is None:
+        return path
+    recorded = Path(path)
+    if not recorded.is_absolute():
+        return recorded.as_posix()
+    # Runs record the resolved path; one recorded otherwise is resolved here.
+    for candidate in (recorded, Path(os.path.realpath(recorded))):
+        if candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+    return None
+
+
+def run_list_item(
+    store: Store, run: RunRecord, now: int, root: Path | None = None
+) -> dict[str, Any]:
     return {
         "runId": run.run_id,
         "workflowName": run.workflow_name,
-        "workflowPath": run.workflow_path,
+        "workflowPath": path_in_root(run.workflow_path, root),
         "status": run.status,
         "createdAtMs": run.created_at_ms,
         "startedAtMs": run.started_at_ms,
@@ -119,12 +140,21 @@ def run_list_item(store: Store, run: RunRecord, now: int) -> dict[str, Any]:
 
 
 def list_runs(
-    store: Store, *, limit: int = 50, status: str | None = None, workflow: str | None = None
+    store: Store,
+    *,
+    limit: int = 50,
+    status: str | None = None,
+    workflow: str | None = None,
+    root: Path | None = None,
 ) -> list[dict[str, Any]]:
+    """Runs newest first. `workflow` is a workflow name or, given `root`, a `.py` path
+    relative to it; with `root`, each `workflowPath` is relative to it (`path_in_root`)."""
+    if workflow is not None and root is not None and workflow.endswith(".py"):
+        workflow = os.path.realpath(root / workflow)  # as runs record it
     with store.read() as conn:
         found = runs_q.list_runs(conn, limit=limit, status=status, workflow=workflow)
     now = now_ms()
-    return [run_list_item(store, run, now) for run in found]
+    return [run_list_item(store, run, now, root) for run in found]
 
 
 def pending_approvals(store: Store, limit: int = 1000) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from . import commands, queries
 from .clock import now_ms
 from .definition import SmithersWorkflow
 from .engine import RunDriver, ensure_output_tables, in_thread
-from .errors import SmithersError
+from .errors import SmithersError, validation_errors
 from .events import Event
 from .heartbeat import Heartbeat
 from .ownership import new_owner_id, owner_is_dead, release_owner_id
@@ -149,7 +149,7 @@ class Runtime:
             value = workflow.validate_input(input)
         except Exception as exc:
             errors = getattr(exc, "errors", None)
-            details = {"errors": _json_errors(errors())} if callable(errors) else {}
+            details = {"errors": validation_errors(errors())} if callable(errors) else {}
             raise SmithersError(
                 "INVALID_REQUEST", "input does not match the workflow's input model", details
             ) from exc
@@ -400,16 +400,3 @@ class Runtime:
 
 
 TERMINAL_EVENT_STOP = frozenset({"RunCancelled"})
-
-
-def _json_errors(errors: Any) -> list[dict[str, Any]]:
-    out = []
-    for err in errors or []:
-        out.append(
-            {
-                "loc": [str(p) for p in err.get("loc", ())],
-                "msg": str(err.get("msg")),
-                "type": str(err.get("type")),
-            }
-        )
-    return out

@@ -18,7 +18,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         store = ctx.host.require_server_store()
         return JSONResponse({"approvals": await store.run(queries.pending_approvals, store)})
 
-    send_signal = signal_endpoint(ctx.locate, ctx.limits)
+    send_signal = signal_endpoint(ctx.locate, ctx.limits, ctx.workflow_of)
     return [
         Route(
             "/v1/runs/{runId}/nodes/{nodeId}/approve",

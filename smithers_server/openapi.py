@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from smithers.queries import RUN_STATUSES
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -43,22 +45,30 @@ def _query(name: str, kind: str = "integer") -> dict[str, Any]:
 
 
 OBJ = {"type": "object"}
+# Bodies carry no NUL (in any string or key), no integer outside int64 and no non-finite
+# number anywhere: each is a 400 INVALID_REQUEST naming where (`details.field`).
+TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
+INT64 = {"type": "integer", "format": "int64"}
 RUN_ID = {"type": "object", "properties": {"runId": {"type": "string"}}, "required": ["runId"]}
 DECISION_BODY = {
     "type": "object",
     "properties": {
-        "iteration": {"type": "integer", "minimum": 0},
-        "note": {"type": "string"},
-        "decidedBy": {"type": "string"},
-        "decision": {"type": "object"},
+        "iteration": {**INT64, "minimum": 0},
+        "note": TEXT,
+        "decidedBy": TEXT,
+        "decision": {
+            "type": "object",
+            "description": "mode select: {selected: an option key}; mode rank: {ranked: "
+            "option keys, a non-empty subset, each once}; checked on arrival (400)",
+        },
     },
 }
 SIGNAL_BODY = {
     "type": "object",
     "properties": {
-        "data": {},
-        "correlationId": {"type": "string"},
-        "receivedBy": {"type": "string"},
+        "data": {"description": "checked against the model the consuming node declares (400)"},
+        "correlationId": TEXT,
+        "receivedBy": TEXT,
     },
 }
 DECISION = {
@@ -112,7 +122,7 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["workflowPath"],
                     "properties": {
-                        "workflowPath": {"type": "string"},
+                        "workflowPath": TEXT,
                         "input": {"type": "object"},
                         "runId": {
                             "type": "string",
@@ -121,7 +131,7 @@ def openapi_document() -> dict[str, Any]:
                         "resume": {"type": "boolean"},
                         "config": {
                             "type": "object",
-                            "properties": {"maxConcurrency": {"type": "integer", "minimum": 1}},
+                            "properties": {"maxConcurrency": {**INT64, "minimum": 1}},
                         },
                     },
                 },
@@ -130,7 +140,11 @@ def openapi_document() -> dict[str, Any]:
                 "List runs, newest first",
                 _json(OBJ),
                 (400,),
-                params=[_query("limit"), _query("status", "string"), _query("workflow", "string")],
+                params=[
+                    _query("limit"),
+                    {**_query("status", "string"), "schema": {"enum": sorted(RUN_STATUSES)}},
+                    _query("workflow", "string"),
+                ],
             ),
         },
         "/v1/runs/{runId}": {
@@ -138,10 +152,11 @@ def openapi_document() -> dict[str, Any]:
         },
         "/v1/runs/{runId}/resume": {
             "post": _op(
-                "Resume a parked, paused, failed or stale run",
+                "Resume a parked, paused, failed or stale run (409 WORKFLOW_MISMATCH when "
+                "workflowPath names another workflow than the run recorded)",
                 _json(OBJ),
                 (400, 404, 409, 413),
-                body={"type": "object", "properties": {"workflowPath": {"type": "string"}}},
+                body={"type": "object", "properties": {"workflowPath": TEXT}},
                 params=run,
             )
         },

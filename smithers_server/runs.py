@@ -10,11 +10,11 @@ from starlette.routing import Route
 
 from smithers import queries
 from smithers.errors import SmithersError
-from smithers.web.params import body_field, invalid, query_int
+from smithers.web.params import body_field, invalid, query_int, query_text
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import cancel_endpoint, events_endpoint, frames_endpoint
 
-from .context import RUN_ID, ServerContext
+from .context import RUN_ID, ServerContext, not_found, run_id_param
 
 
 def _config(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -62,10 +62,19 @@ def routes(ctx: ServerContext) -> list[Route]:
         store = host.require_server_store()
         limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
         assert limit is not None
-        status = request.query_params.get("status") or None
-        workflow = request.query_params.get("workflow") or None
+        status = query_text(request.query_params, "status")
+        if status is not None and status not in queries.RUN_STATUSES:
+            raise invalid(
+                "status", f"status must be one of {', '.join(sorted(queries.RUN_STATUSES))}"
+            )
+        workflow = query_text(request.query_params, "workflow")
         found = await store.run(
-            queries.list_runs, store, limit=limit, status=status, workflow=workflow
+            queries.list_runs,
+            store,
+            limit=limit,
+            status=status,
+            workflow=workflow,
+            root=host.root_dir,
         )
         return JSONResponse({"runs": found})
 
@@ -73,17 +82,16 @@ def routes(ctx: ServerContext) -> list[Route]:
         return await (start_run if request.method == "POST" else list_runs)(request)
 
     async def get_run(request: Request) -> Response:
-        run_id = request.path_params["runId"]
+        run_id = run_id_param(request)
         view = await host.call(host.view, run_id)
         if view is None:
-            raise SmithersError("NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
+            raise not_found(run_id)
         return JSONResponse(view)
 
     async def resume_run(request: Request) -> Response:
-        run_id = request.path_params["runId"]
         body = await ctx.limits.body(request)
         path = body_field(body, "workflowPath", str)
-        await ctx.locate(request, "RUN_NOT_FOUND")
+        run_id = (await ctx.locate(request, "RUN_NOT_FOUND")).run_id
         workflow = await host.load(path) if path else None
         if await host.resume(run_id, workflow) == "running":
             return JSONResponse({"runId": run_id, "status": "running"})

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
@@ -10,6 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from ..errors import SmithersError
 from ..tracing import span
+from .params import INT64_MAX, INT64_MIN
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 MAX_JSON_DEPTH = 32
@@ -50,23 +54,17 @@ async def read_body(request: Request, max_bytes: int, timeout_s: float | None = 
     return b"".join(chunks)
 
 
-def json_depth(value: Any) -> int:
-    """Nesting depth of parsed JSON, without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
+# Text no UTF-8 store or response can hold (lone surrogates, from `\ud800` escapes) or that
+# PostgreSQL refuses in text (NUL).
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+# Where a value sits: (where its parent sits, its key or index); None for the body.
+_Path = tuple["_Path", str | int] | None
 
 
 def parse_json(raw: bytes) -> Any:
-    """Parse a body: empty reads as `{}`; bad JSON, bad UTF-8 and deep nesting are 400s."""
+    """Parse a body: empty reads as `{}`; bad JSON, bad UTF-8 and deep nesting are 400s,
+    and so is any value a store cannot keep as it came (see `check_json`)."""
     if not raw.strip():
         return {}
     try:
@@ -79,14 +77,73 @@ def parse_json(raw: bytes) -> Any:
         raise _too_deep() from None
     except ValueError as exc:
         raise SmithersError("INVALID_JSON", f"request body is not valid JSON: {exc}") from None
-    if json_depth(value) > MAX_JSON_DEPTH:
-        raise _too_deep()
-    try:
-        # `\ud800` escapes parse into strings that no UTF-8 store or response can hold.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise SmithersError("INVALID_JSON", "request body has an unpaired surrogate") from None
+    check_json(value)
     return value
+
+
+def check_json(value: Any) -> None:
+    """Refuse, naming where (`details.field`, a dot path), what no store keeps losslessly:
+    nesting deeper than MAX_JSON_DEPTH, NUL or lone surrogates in a string or key, a
+    non-finite number (`1e999` parses as infinity) and an integer outside int64."""
+    _check_scalar(value, None)
+    # Only containers go on the stack (with their depth and path); scalars are checked as
+    # they are met, which keeps a 1 MiB body to a few tens of milliseconds.
+    stack: list[tuple[Any, int, _Path]] = []
+    if isinstance(value, dict | list):
+        stack.append((value, 1, None))
+    while stack:
+        item, depth, path = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        pairs: Iterable[tuple[Any, Any]] = (
+            item.items() if isinstance(item, dict) else enumerate(item)
+        )
+        for key, child in pairs:
+            if type(key) is str and _BAD_TEXT.search(key):
+                _refuse_text(key, (path, key))
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1, (path, key)))
+            elif kind is not bool and child is not None:
+                _check_scalar(child, (path, key))
+
+
+def _check_scalar(value: Any, path: _Path) -> None:
+    if isinstance(value, str):
+        if _BAD_TEXT.search(value):
+            _refuse_text(value, path)
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _refused(path, "is an integer outside the 64-bit range")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _refused(path, "is a number too large to represent")
+
+
+def field_path(path: _Path) -> str:
+    """`input.items.0.name`; the body itself is `body`. Keys are shown printable."""
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(
+            key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+            if isinstance(key, str)
+            else str(key)
+        )
+    return ".".join(reversed(parts)) or "body"
+
+
+def _refuse_text(text: str, path: _Path) -> None:
+    found = _BAD_TEXT.search(text)
+    if found is not None and found.group() != "\x00":
+        raise SmithersError("INVALID_JSON", "request body has an unpaired surrogate")
+    raise _refused(path, "contains a NUL character")
+
+
+def _refused(path: _Path, problem: str) -> SmithersError:
+    field = field_path(path)
+    return SmithersError("INVALID_REQUEST", f"{field} {problem}", {"field": field})
 
 
 def _no_constant(name: str) -> Any:

@@ -32,6 +32,27 @@ def body_field(
     return value
 
 
+def has_nul(text: str) -> bool:
+    """PostgreSQL refuses NUL in text: a value holding one never names anything stored."""
+    return "\x00" in text
+
+
+def path_name(path_params: Any, name: str) -> str:
+    """A name from the URL path (`nodeId`, `signalName`), refused when it holds a NUL."""
+    value: str = path_params[name]
+    if has_nul(value):
+        raise invalid(name, f"{name} contains a NUL character")
+    return value
+
+
+def query_text(params: Any, name: str) -> str | None:
+    """A text query parameter (absent or empty: None), refused when it holds a NUL."""
+    value: str | None = params.get(name) or None
+    if value is not None and has_nul(value):
+        raise invalid(name, f"{name} contains a NUL character")
+    return value
+
+
 def query_int(
     params: Any,
     name: str,

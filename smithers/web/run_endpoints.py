@@ -15,13 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import commands, queries
+from ..definition import SmithersWorkflow
 from ..errors import SmithersError
 from ..metrics import Metrics
 from ..runtime import Runtime
 from ..store.base import Store
 from ..subscriptions import subscribe
 from .body import read_json_object
-from .params import body_field, invalid, query_int
+from .params import body_field, invalid, path_name, query_int
 from .responses import JSONResponse
 from .sse import EventStreamResponse
 
@@ -105,8 +106,12 @@ def frames_endpoint(locate: Locate) -> Endpoint:
 
 
 def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoint:
+    """approve / deny. No caller identity is passed: these apps know one shared token, not
+    who holds it, so an approval's `allowed_users` / `allowed_scopes` are not checked here."""
+
     async def decide(request: Request) -> Response:
         target = await locate(request)
+        node_id = path_name(request.path_params, "nodeId")
         body = await limits.body(request)
         iteration = body_field(body, "iteration", int, 0)
         if iteration is None or iteration < 0:
@@ -115,7 +120,7 @@ def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoi
             commands.decide,
             target.store,
             target.run_id,
-            request.path_params["nodeId"],
+            node_id,
             approved=approved,
             iteration=iteration,
             note=body_field(body, "note", str),
@@ -127,21 +132,33 @@ def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoi
     return decide
 
 
-def signal_endpoint(locate: Locate, limits: Limits) -> Endpoint:
+WorkflowOf = Callable[[RunTarget], Awaitable[SmithersWorkflow | None]]
+
+
+def signal_endpoint(
+    locate: Locate, limits: Limits, workflow_of: WorkflowOf | None = None
+) -> Endpoint:
+    """Deliver a signal; `workflow_of` finds the run's workflow so its payload model is
+    checked on arrival (without it, the version this process has loaded, if any)."""
+
     async def send_signal(request: Request) -> Response:
         target = await locate(request)
-        name = request.path_params["signalName"]
+        name = path_name(request.path_params, "signalName")
         if not name.strip():
             raise invalid("signalName", "signal name must not be blank")
         body = await limits.body(request)
+        correlation_id = body_field(body, "correlationId", str)
+        received_by = body_field(body, "receivedBy", str)
+        workflow = await workflow_of(target) if workflow_of is not None else None
         sent = await target.store.run(
             commands.send_signal,
             target.store,
             target.run_id,
             name,
             body.get("data", {}),
-            correlation_id=body_field(body, "correlationId", str),
-            received_by=body_field(body, "receivedBy", str),
+            correlation_id=correlation_id,
+            received_by=received_by,
+            workflow=workflow,
         )
         return JSONResponse(sent)
 

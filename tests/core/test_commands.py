@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from smithers import (
     Approval,
+    Parallel,
     Runtime,
     Signal,
     SmithersError,
@@ -27,6 +28,7 @@ from smithers import (
     run_workflow,
     signal,
 )
+from smithers.principal import Principal
 from smithers.queries import list_frames, run_view
 from tests.helpers import EXAMPLES, assert_contiguous, event_types, eventually
 
@@ -212,3 +214,107 @@ async def test_the_run_is_named_by_its_workflow_node(store: Store) -> None:
     )
     view = run_view(store, result.run_id)
     assert view is not None and view["workflowName"] == "echo"  # Workflow("echo"), not the file
+
+
+# -- human input checked when it arrives -------------------------------------------------------
+
+
+@smithers
+def restricted(ctx):
+    return Workflow(
+        "restricted",
+        [
+            Approval(
+                "ship",
+                request={"title": "ship?"},
+                allowed_users=["alice"],
+                allowed_scopes=["approval:submit"],
+            ),
+            Task("done", output=outputs.note, run=lambda: {"text": "done"}),
+        ],
+    )
+
+
+async def test_a_known_caller_must_be_an_allowed_user_with_an_allowed_scope(
+    store: Store,
+) -> None:
+    parked = await run_workflow(restricted, store=store)
+    before = event_types(store, parked.run_id)
+    for caller in (
+        Principal(user_id="bob", scopes=frozenset({"approval:submit"})),
+        Principal(user_id="alice", scopes=frozenset({"run:read"})),
+        Principal(user_id=None, scopes=frozenset({"*"})),
+    ):
+        for decide in (approve, deny):
+            with pytest.raises(SmithersError) as info:
+                await decide(store, parked.run_id, "ship", caller=caller)
+            assert info.value.code == "FORBIDDEN" and info.value.status == 403
+    assert event_types(store, parked.run_id) == before  # nothing recorded
+    alice = Principal(user_id="alice", role="operator", scopes=frozenset({"*"}))
+    assert (await approve(store, parked.run_id, "ship", caller=alice)).approved
+    # Without a caller (a surface that knows none) the restriction is not checked.
+    other = await run_workflow(restricted, store=store)
+    assert (await deny(store, other.run_id, "ship")).approved is False
+
+
+@smithers
+def choices(ctx):
+    options = [{"key": "a"}, {"key": "b"}, {"key": 1}]
+    return Workflow(
+        "choices",
+        [
+            Parallel(
+                [
+                    Approval("pick", mode="select", options=options, on_deny="continue"),
+                    Approval("order", mode="rank", options=options, on_deny="continue"),
+                ]
+            )
+        ],
+    )
+
+
+async def test_select_and_rank_decisions_name_the_options(store: Store) -> None:
+    parked = await run_workflow(choices, store=store)
+    before = event_types(store, parked.run_id)
+    refused = [
+        (approve, "pick", None),
+        (approve, "pick", {"selected": "z"}),
+        (approve, "pick", {"selected": True}),  # not the option keyed 1
+        (deny, "pick", {"selected": "z"}),
+        (approve, "order", {"ranked": []}),
+        (approve, "order", {"ranked": ["a", "a"]}),
+        (approve, "order", {"ranked": ["a", "b", 1, "a"]}),
+        (approve, "order", {"ranked": [{"key": "a"}]}),
+        (deny, "order", {"ranked": "ab"}),
+    ]
+    for decide, node, decision in refused:
+        with pytest.raises(SmithersError) as info:
+            await decide(store, parked.run_id, node, decision=decision)
+        assert info.value.code == "INVALID_REQUEST", (node, decision)
+    assert event_types(store, parked.run_id) == before
+    await approve(store, parked.run_id, "pick", decision={"selected": 1})
+    await deny(store, parked.run_id, "order")  # a plain denial carries no choice
+    other = await run_workflow(choices, store=store)
+    await approve(store, other.run_id, "order", decision={"ranked": [1, "a"]})
+
+
+async def test_a_signal_payload_is_checked_against_the_model_of_its_node(store: Store) -> None:
+    parked = await run_workflow(early_signal, store=store)  # at `gate`; `paid` not reached
+    before = event_types(store, parked.run_id)
+    for data in ({"amount": "lots"}, {}, [1], "x"):
+        with pytest.raises(SmithersError) as info:
+            await signal(store, parked.run_id, "paid", data, workflow=early_signal)
+        assert info.value.code == "INVALID_REQUEST"
+        assert info.value.details["field"] == "data" and info.value.details["errors"]
+    assert event_types(store, parked.run_id) == before
+    sent = await signal(store, parked.run_id, "paid", {"amount": 2}, workflow=early_signal)
+    assert sent["seq"] == 0  # the refused ones used none
+    # A workflow this process loaded from its file is found without being passed.
+    wf = load_workflow(EXAMPLES / "signal.py")
+    waiting = await run_workflow(wf, store=store)
+    assert waiting.status == "waiting-event"
+    with pytest.raises(SmithersError) as info:
+        await signal(store, waiting.run_id, "payment", {"amount": "lots"})
+    assert info.value.details["errors"][0]["loc"] == ["amount"]
+    # A name no rendered node declares is taken as it is.
+    assert (await signal(store, waiting.run_id, "unheard", {"any": 1}))["seq"] == 0

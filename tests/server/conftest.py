@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import BACKENDS
 from tests.helpers import EXAMPLES
 
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
@@ -56,6 +58,7 @@ class ServerProcess:
     token: str | None
     log_path: Path
     clients: list[httpx.Client] = field(default_factory=list)
+    db_url: str | None = None
 
     @property
     def url(self) -> str:
@@ -109,12 +112,12 @@ def spawn_server(
     """Start a server (retrying if the free port got taken) and wait until /health answers.
 
     `db`: True for a new SQLite file in `workdir`, a path to reuse one, a database URL
-    (str), False for none. `prefix` wraps the command (e.g. `unshare ...`); `env` adds to
-    the environment.
+    (PostgreSQL), False for none. `prefix` wraps the command (e.g. `unshare ...`); `env`
+    adds to the environment.
     """
     root = root if root is not None else make_root(workdir / "root")
-    db_url = db if isinstance(db, str) else None
     db_path = db if isinstance(db, Path) else workdir / "server.db" if db is True else None
+    db_url = db if isinstance(db, str) else f"sqlite:///{db_path}" if db_path else None
     environ = {k: v for k, v in os.environ.items() if k not in ("SMITHERS_API_KEY", TOKEN_ENV)}
     environ.update(env or {})
     if token is not None:
@@ -124,13 +127,13 @@ def spawn_server(
         port = free_port()
         cmd = [*prefix, sys.executable, "-m", "smithers.cli", "server", "--port", str(port)]
         cmd += ["--host", "127.0.0.1", "--root", str(root), "--token-env", TOKEN_ENV]
-        if db_path is not None or db_url is not None:
-            cmd += ["--db", db_url or f"sqlite:///{db_path}"]
+        if db_url is not None:
+            cmd += ["--db", db_url]
         cmd += list(args)
         log_path = workdir / f"server-{port}-{attempt}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(cmd, cwd=workdir, env=environ, stdout=log, stderr=log)
-        server = ServerProcess(proc, port, root, db_path, token, log_path)
+        server = ServerProcess(proc, port, root, db_path, token, log_path, db_url=db_url)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and server.alive():
             try:
@@ -159,6 +162,16 @@ def spawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Se
         server.stop()
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def server_db(request: pytest.FixtureRequest) -> bool | str:
+    """For modules whose server runs on each backend: `spawn(db=server_db)` gets a new
+    SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        return True
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
 # -- small helpers shared by the modules ----------------------------------------------------
 
 
@@ -184,6 +197,15 @@ def start_run(client: httpx.Client, workflow: str, **body: Any) -> str:
     assert res.status_code == 200, res.text
     run_id: str = res.json()["runId"]
     return run_id
+
+
+def five_xx(client: httpx.Client) -> float:
+    """How many 5xx answers the server's metrics have counted."""
+    text = client.get("/metrics").text
+    found = re.findall(
+        r'^smithers_http_requests_total\{[^}]*status_class="5xx"[^}]*\} (\S+)$', text, re.M
+    )
+    return sum(float(v) for v in found)
 
 
 def assert_error(res: httpx.Response, status: int, code: str) -> dict[str, Any]:

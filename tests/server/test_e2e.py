@@ -932,7 +932,9 @@ def test_list_runs(client: httpx.Client) -> None:
     hello = client.get("/v1/runs", params={"workflow": "hello", "limit": 1000}).json()["runs"]
     assert set(mine) <= {r["runId"] for r in hello}
     assert {r["workflowName"] for r in hello} == {"hello"}
-    assert client.get("/v1/runs", params={"status": "no-such-status"}).json() == {"runs": []}
+    assert_error(
+        client.get("/v1/runs", params={"status": "no-such-status"}), 400, "INVALID_REQUEST"
+    )
     assert len(client.get("/v1/runs?limit=1000").json()["runs"]) >= 4
     for bad in ("0", "-5", "1001", "ten", "2.5"):
         err = assert_error(client.get(f"/v1/runs?limit={bad}"), 400, "INVALID_REQUEST")
@@ -990,9 +992,14 @@ def test_stale_running_row(srv: ServerProcess, client: httpx.Client) -> None:
     assert item["runState"]["state"] == "stale" and item["status"] == "running"
     err = assert_error(client.post(f"/v1/runs/{lost}/resume"), 400, "WORKFLOW_LOAD_FAILED")
     assert err["details"]["reason"] == "file not found"
-    # Resuming it with a loadable workflow continues it.
-    res = client.post(f"/v1/runs/{lost}/resume", json={"workflowPath": "hello.py"})
-    assert res.status_code == 200 and res.json() == {"runId": lost}
+    # Another workflow may not take it over; its own file, back in place, continues it.
+    err = assert_error(
+        client.post(f"/v1/runs/{lost}/resume", json={"workflowPath": "hello.py"}),
+        409,
+        "WORKFLOW_MISMATCH",
+    )
+    assert err["details"]["workflowPath"] == f"gone_{tag}.py"
+    (srv.root / f"gone_{tag}.py").write_text((srv.root / "hello.py").read_text())
     assert wait_status(client, lost, TERMINAL)["status"] == "finished"
 
 

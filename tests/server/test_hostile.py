@@ -21,6 +21,7 @@ import pytest
 from .conftest import (
     ServerProcess,
     assert_error,
+    five_xx,
     start_run,
     wait_status,
 )
@@ -50,26 +51,18 @@ def srv(spawn: Callable[..., ServerProcess]) -> ServerProcess:
     return server
 
 
-def _five_xx(client: httpx.Client) -> float:
-    text = client.get("/metrics").text
-    found = re.findall(
-        r'^smithers_http_requests_total\{[^}]*status_class="5xx"[^}]*\} (\S+)$', text, re.M
-    )
-    return sum(float(v) for v in found)
-
-
 @pytest.fixture(autouse=True)
 def still_healthy(srv: ServerProcess, request: pytest.FixtureRequest) -> Iterator[None]:
     known_bug = request.node.get_closest_marker("xfail") is not None
     offset = len(srv.log())
     with srv.client() as c:
-        before = _five_xx(c)
+        before = five_xx(c)
     yield
     assert srv.alive(), srv.log()[offset:]
     with srv.client() as c:
         assert c.get("/health").json() == {"ok": True}
         if not known_bug:
-            assert _five_xx(c) == before, "a 5xx was answered"
+            assert five_xx(c) == before, "a 5xx was answered"
             new_log = srv.log()[offset:]
             assert "Traceback" not in new_log and "unhandled error" not in new_log, new_log
 
