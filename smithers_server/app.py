@@ -20,6 +20,7 @@ from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import Limits
+from smithers.web.sse import StreamSlots
 
 from . import decisions, runs
 from .context import ServerContext
@@ -39,11 +40,15 @@ def create_app(
     insecure: bool = False,
     token_env: str = "SMITHERS_API_KEY",
     poll_interval: float = 1.0,
+    max_streams: int = 1000,
+    max_streams_per_run: int = 100,
 ) -> Starlette:
     """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
 
     Without a token (argument or `token_env`), requests must carry a loopback Host and
-    Origin (a DNS-rebinding guard) unless `insecure=True`.
+    Origin (a DNS-rebinding guard) unless `insecure=True`. At most `max_streams` SSE
+    streams are open at once, `max_streams_per_run` on one run; past either, 429
+    `TOO_MANY_STREAMS`.
     """
     token = configured_token(auth_token, token_env)
     host = RunHost(
@@ -57,6 +62,7 @@ def create_app(
             request_timeout_s=request_timeout / 1000,
             keepalive_s=sse_keepalive_ms / 1000,
             metrics=app_metrics,
+            streams=StreamSlots(max_streams, max_streams_per_run),
         ),
     )
 
