@@ -88,10 +88,6 @@ async def subscribe(
                 sub.buffer.clear()
                 while True:
                     events, ended, committed = await store.run(_read, store, run_id, last)
-                    if follower is None:
-                        follower = follow(
-                            store, run_id, committed, poll_interval=poll_interval, is_local=is_local
-                        )
                     for event in events:
                         last = event.seq
                         yield event
@@ -102,6 +98,11 @@ async def subscribe(
                 need_read = False
                 if until_terminal and ended:
                     return
+                if follower is None:
+                    # The last read saw every event up to `committed`: the follower looks after it.
+                    follower = follow(
+                        store, run_id, committed, poll_interval=poll_interval, is_local=is_local
+                    )
             while sub.buffer:
                 event = sub.buffer.popleft()
                 if event.seq <= last:
