@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--load-timeout", type=int, default=30_000, help="ms a workflow import may take"
     )
+    server.add_argument("--max-streams", type=int, default=1000, help="open SSE streams, in all")
+    server.add_argument("--max-streams-per-run", type=int, default=100, help="on one run")
     server.add_argument("--log-level", default="warning")
 
     from .operators import add_parsers
@@ -116,6 +118,8 @@ def _server(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         sse_keepalive_ms=args.sse_keepalive,
         load_timeout=args.load_timeout,
+        max_streams=args.max_streams,
+        max_streams_per_run=args.max_streams_per_run,
         allowed_origins=args.allowed_origin,
     )
     server = uvicorn.Server(config)

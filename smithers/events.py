@@ -116,16 +116,24 @@ class EventBus:
         self._touch_listeners: dict[object, _LoopTarget] = {}
 
     def publish(self, events: list[Event]) -> None:
+        """Push events this process has just committed to subscribers and listeners."""
+        self._send(events, listeners=True)
+
+    def forward(self, events: list[Event]) -> None:
+        """Push events read from the table (committed by another process) to the run's
+        subscribers only: listeners (the runtime, metrics) see each local commit once and
+        never what another process committed."""
+        self._send(events, listeners=False)
+
+    def _send(self, events: list[Event], *, listeners: bool) -> None:
         if not events:
             return
         with self._lock:
+            others = list(self._listeners.values()) if listeners else []
             targets = [
                 (target, event)
                 for event in events
-                for target in (
-                    *self._subs.get(event.run_id, {}).values(),
-                    *self._listeners.values(),
-                )
+                for target in (*self._subs.get(event.run_id, {}).values(), *others)
             ]
         for target, event in targets:
             target(event)

@@ -7,25 +7,22 @@ from collections.abc import AsyncIterator, Callable
 from typing import overload
 
 from .events import Event
+from .followers import PAGE, POLL_INTERVAL_S, Follower, follow, unfollow
 from .store import log as log_q
 from .store import runs as runs_q
 from .store.base import Store
 
-PAGE = 500
-# How often a subscriber looks at the table when nothing was pushed to it: events of runs
-# driven by another process only arrive through the database.
-POLL_INTERVAL_S = 0.25
 
-
-def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool]:
-    """Events after `after_seq`, and whether the log ended there for good (a terminal run
-    whose last event has been read: terminal events are always a run's last)."""
+def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool, int]:
+    """Events after `after_seq`; whether the log ended there for good (a terminal run
+    whose last event has been read: terminal events are always a run's last); and a seq
+    up to which every event was committed before the events were read."""
     with store.read() as conn:
-        events = log_q.events_after(conn, run_id, after_seq, PAGE)
         run = runs_q.get_run(conn, run_id)
+        events = log_q.events_after(conn, run_id, after_seq, PAGE)
     last = events[-1].seq if events else after_seq
     ended = run is not None and run.is_terminal and run.last_seq <= last
-    return events, ended
+    return events, ended, -1 if run is None else run.last_seq
 
 
 @overload
@@ -73,11 +70,14 @@ async def subscribe(
     is missed; live events already read are skipped by seq. A subscriber whose buffer
     overflowed is `behind` and reads the table again. With `until_terminal` it stops
     after a terminal event once the run is terminal and nothing follows it.
-    `is_local()` says this process drives the run, so pushes suffice and no poll is needed.
+    Events of other processes come from the run's follower (one per run in this process,
+    polling every `poll_interval` as set by its first subscriber), not from a poll of
+    each subscriber; `is_local()` says this process drives the run, so pushes suffice.
     With `idle`, a `None` is yielded after that many seconds without an event (so a
     stream can send keep-alives without a second task).
     """
     sub = store.bus.subscribe(run_id, max_buffer)
+    follower: Follower | None = None
     last = after_seq
     quiet_since = time.monotonic()
     try:
@@ -87,7 +87,7 @@ async def subscribe(
                 sub.behind = False
                 sub.buffer.clear()
                 while True:
-                    events, ended = await store.run(_read, store, run_id, last)
+                    events, ended, committed = await store.run(_read, store, run_id, last)
                     for event in events:
                         last = event.seq
                         yield event
@@ -98,6 +98,11 @@ async def subscribe(
                 need_read = False
                 if until_terminal and ended:
                     return
+                if follower is None:
+                    # The last read saw every event up to `committed`: the follower looks after it.
+                    follower = follow(
+                        store, run_id, committed, poll_interval=poll_interval, is_local=is_local
+                    )
             while sub.buffer:
                 event = sub.buffer.popleft()
                 if event.seq <= last:
@@ -113,16 +118,13 @@ async def subscribe(
                     break
             if need_read or sub.behind:
                 continue
-            local = is_local is not None and is_local()
-            timeout = None if local else poll_interval
-            if idle is not None:
-                left = max(0.0, quiet_since + idle - time.monotonic())
-                timeout = left if timeout is None else min(timeout, left)
+            timeout = None if idle is None else max(0.0, quiet_since + idle - time.monotonic())
             await sub.wait(timeout)
-            if not sub.buffer and not sub.behind:
-                need_read = not local
-                if idle is not None and time.monotonic() - quiet_since >= idle:
-                    quiet_since = time.monotonic()
-                    yield None
+            quiet = not sub.buffer and not sub.behind
+            if quiet and idle is not None and time.monotonic() - quiet_since >= idle:
+                quiet_since = time.monotonic()
+                yield None
     finally:
         store.bus.unsubscribe(sub)
+        if follower is not None:
+            unfollow(follower, is_local)

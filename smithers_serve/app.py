@@ -31,6 +31,7 @@ from smithers.web.run_endpoints import (
     frames_endpoint,
     signal_endpoint,
 )
+from smithers.web.sse import StreamSlots
 
 CancelHook = Callable[[], object] | anyio.Event
 
@@ -50,13 +51,21 @@ def create_serve_app(
     insecure: bool = False,
     token_env: str = "SMITHERS_API_KEY",
     allowed_origins: Iterable[str] = (),
+    max_streams: int = 100,
 ) -> Starlette:
     """The single-run app. `cancel` is set (an Event) or called after `POST /cancel`;
     `runtime` is the one driving the run, so SSE is pushed without polling.
-    `allowed_origins` as for `smithers_server.create_app`."""
+    `allowed_origins` as for `smithers_server.create_app`. At most `max_streams` SSE
+    streams are open at once; past that, 429 `TOO_MANY_STREAMS`."""
     token = configured_token(auth_token, token_env)
     app_metrics = Metrics() if metrics else None
-    limits = Limits(max_body_bytes, request_timeout / 1000, sse_keepalive_ms / 1000, app_metrics)
+    limits = Limits(
+        max_body_bytes,
+        request_timeout / 1000,
+        sse_keepalive_ms / 1000,
+        app_metrics,
+        StreamSlots(max_streams, max_streams),
+    )
     target = RunTarget(run_id, store, runtime)
 
     async def locate(request: Request) -> RunTarget:

@@ -20,6 +20,7 @@ from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import Limits
+from smithers.web.sse import StreamSlots
 
 from . import decisions, runs
 from .context import ServerContext
@@ -41,13 +42,17 @@ def create_app(
     poll_interval: float = 1.0,
     load_timeout: int = 30_000,
     allowed_origins: Iterable[str] = (),
+    max_streams: int = 1000,
+    max_streams_per_run: int = 100,
 ) -> Starlette:
     """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
 
     Without a token (argument or `token_env`), requests must carry a loopback Host (a
     DNS-rebinding guard) unless `insecure=True`, and an Origin, when present, must be the
     server's own or one of `allowed_origins` (`scheme://host[:port]`); with a token, a
-    non-empty `allowed_origins` still refuses any other Origin.
+    non-empty `allowed_origins` still refuses any other Origin. At most `max_streams` SSE
+    streams are open at once, `max_streams_per_run` on one run; past either, 429
+    `TOO_MANY_STREAMS`. A workflow import taking longer than `load_timeout` ms is refused.
     """
     token = configured_token(auth_token, token_env)
     host = RunHost(
@@ -65,6 +70,7 @@ def create_app(
             request_timeout_s=request_timeout / 1000,
             keepalive_s=sse_keepalive_ms / 1000,
             metrics=app_metrics,
+            streams=StreamSlots(max_streams, max_streams_per_run),
         ),
     )
 

@@ -8,7 +8,7 @@ request is about, and the app's `Limits`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -24,7 +24,7 @@ from ..subscriptions import subscribe
 from .body import read_json_object
 from .params import body_field, invalid, path_name, query_int
 from .responses import JSONResponse
-from .sse import EventStreamResponse
+from .sse import EventStreamResponse, StreamSlots
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Limits:
     request_timeout_s: float
     keepalive_s: float
     metrics: Metrics | None
+    streams: StreamSlots = field(default_factory=StreamSlots)
 
     async def body(self, request: Request) -> dict[str, Any]:
         return await read_json_object(request, self.max_body_bytes, self.request_timeout_s)
@@ -74,8 +75,17 @@ def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
         assert after is not None
         if last_id is not None:
             after = max(after, last_id)
+        give_back = limits.streams.take(target.run_id)
         runtime = target.runtime
         metrics = limits.metrics
+        if metrics:
+            metrics.sse_subscribers.inc()
+
+        def close() -> None:
+            give_back()
+            if metrics:
+                metrics.sse_subscribers.dec()
+
         return EventStreamResponse(
             subscribe(
                 target.store,
@@ -84,8 +94,7 @@ def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
                 is_local=(lambda: runtime.is_live(target.run_id)) if runtime else None,
                 idle=limits.keepalive_s,
             ),
-            on_open=metrics.sse_subscribers.inc if metrics else None,
-            on_close=metrics.sse_subscribers.dec if metrics else None,
+            on_close=close,
         )
 
     return events

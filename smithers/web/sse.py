@@ -1,12 +1,15 @@
-"""Server-sent events of a run's log: `id:` lines, `retry:`, keep-alives, close on terminal."""
+"""Server-sent events of a run's log: `id:` lines, `retry:`, keep-alives, close on terminal;
+and the cap on how many streams are open at once."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import anyio
 from starlette.types import Receive, Scope, Send
 
+from ..errors import SmithersError
 from ..events import Event
 
 SSE_HEADERS = [
@@ -15,34 +18,73 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
     (b"x-content-type-options", b"nosniff"),
 ]
+RETRY = b"retry: 1000\n\n"
 
 
 def frame(event: Event) -> bytes:
     return f"id: {event.seq}\nevent: smithers\ndata: {event.to_json_text()}\n\n".encode()
 
 
+@dataclass
+class StreamSlots:
+    """Counts the open streams of an app, per run and in all, and refuses one past either
+    cap with 429 `TOO_MANY_STREAMS` (each stream holds a socket and a little memory)."""
+
+    max_streams: int = 1000
+    max_streams_per_run: int = 100
+    open: int = 0
+    by_run: dict[str, int] = field(default_factory=dict)
+
+    def take(self, run_id: str) -> Callable[[], None]:
+        """Count a new stream of `run_id`; returns what gives its slot back."""
+        if self.open >= self.max_streams:
+            raise _too_many(
+                f"{self.max_streams} event streams are already open", "server", self.max_streams
+            )
+        if self.by_run.get(run_id, 0) >= self.max_streams_per_run:
+            raise _too_many(
+                f"run {run_id!r} already has {self.max_streams_per_run} event streams open",
+                "run",
+                self.max_streams_per_run,
+            )
+        self.open += 1
+        self.by_run[run_id] = self.by_run.get(run_id, 0) + 1
+
+        def give_back() -> None:
+            self.open -= 1
+            self.by_run[run_id] -= 1
+            if not self.by_run[run_id]:
+                del self.by_run[run_id]
+
+        return give_back
+
+
+def _too_many(message: str, scope: str, limit: int) -> SmithersError:
+    details = {"scope": scope, "limit": limit}
+    return SmithersError("TOO_MANY_STREAMS", f"{message}: try again later", details)
+
+
 class EventStreamResponse:
     """Streams `events`: an iterator of events, with `None` where the stream has been
     quiet long enough for a keep-alive comment, that ends after the terminal event.
-    A client that goes away stops the iterator at once."""
+    A client that goes away stops the iterator at once. `on_close` is called once the
+    stream is over, however it ended."""
 
     def __init__(
         self,
         events: AsyncIterator[Event | None],
         *,
-        on_open: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.events = events
-        self.on_open = on_open
         self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
-        if self.on_open:
-            self.on_open()
         try:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            await send(
+                {"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True}
+            )
             async with anyio.create_task_group() as tg:
 
                 async def watch_disconnect() -> None:

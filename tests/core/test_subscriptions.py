@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import anyio
+import anyio.abc
 import pytest
+import sqlalchemy as sa
 from pydantic import BaseModel
 
-from smithers import Event, Runtime, Store, Task, Workflow, create_smithers, subscribe
+from smithers import Event, Runtime, Store, Task, Workflow, create_smithers, open_store, subscribe
+from smithers.followers import followers
 from smithers.store import log as log_q
-from tests.helpers import assert_contiguous
+from smithers.store import runs as runs_q
+from tests.helpers import assert_contiguous, eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -129,14 +136,12 @@ async def test_a_slow_subscriber_falls_back_to_the_table(store: Store) -> None:
     assert seqs == [e.seq for e in stored(store, run_id)]
 
 
-def test_concurrent_writers_keep_seqs_contiguous(store: Store) -> None:
-    """Eight threads append to one run at once: seqs stay 0..N without hole or duplicate."""
-    from smithers.store import runs as runs_q
-
+def add_run(store: Store, run_id: str, status: str = "running") -> None:
+    """A run row and its `RunStarted`, as another process that drives the run leaves them."""
     with store.write() as tx:
         runs_q.insert_run(
             tx.conn,
-            run_id="busy",
+            run_id=run_id,
             workflow_name="w",
             workflow_path=None,
             workflow_hash=None,
@@ -146,7 +151,13 @@ def test_concurrent_writers_keep_seqs_contiguous(store: Store) -> None:
             config={},
             auth=None,
         )
-        tx.emit("busy", "RunStarted")
+        runs_q.update_run(tx.conn, run_id, status=status)
+        tx.emit(run_id, "RunStarted")
+
+
+def test_concurrent_writers_keep_seqs_contiguous(store: Store) -> None:
+    """Eight threads append to one run at once: seqs stay 0..N without hole or duplicate."""
+    add_run(store, "busy")
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
@@ -165,3 +176,108 @@ def test_concurrent_writers_keep_seqs_contiguous(store: Store) -> None:
         t.join()
     assert errors == []
     assert [e.seq for e in stored(store, "busy")] == list(range(1 + 8 * 40 * 2))
+
+
+# -- runs driven by another process: one follower per run, not one poll per subscriber --
+
+POLL_S = 0.05
+
+
+@contextmanager
+def counting_reads(store: Store) -> Iterator[list[object]]:
+    """The transactions this store opens on its database while the block runs (the store's
+    queries run on the raw driver cursor, out of SQLAlchemy's statement events' sight)."""
+    opened: list[object] = []
+
+    def count(conn: object) -> None:
+        opened.append(conn)
+
+    sa.event.listen(store.engine, "begin", count)
+    try:
+        yield opened
+    finally:
+        sa.event.remove(store.engine, "begin", count)
+
+
+async def watch(
+    tg: anyio.abc.TaskGroup,
+    store: Store,
+    run_id: str,
+    n: int,
+    *,
+    max_buffer: int = 1024,
+) -> list[list[int]]:
+    """Start `n` subscribers in `tg` (each appends the seqs it gets to its own list) and
+    wait until each has read the stored log, so they are idle from then on."""
+    before = len(stored(store, run_id))
+    seen: list[list[int]] = [[] for _ in range(n)]
+
+    async def follow_run(mine: list[int]) -> None:
+        async for event in subscribe(store, run_id, poll_interval=POLL_S, max_buffer=max_buffer):
+            mine.append(event.seq)
+
+    for mine in seen:
+        tg.start_soon(follow_run, mine)
+    await eventually(lambda: all(len(mine) >= before for mine in seen))
+    return seen
+
+
+@pytest.mark.parametrize("subscribers", [1, 200])
+async def test_idle_subscribers_of_another_process_run_cost_one_read_per_interval(
+    store: Store, subscribers: int
+) -> None:
+    """A parked run driven elsewhere: the table is read once per poll interval (one
+    transaction holding one query), whether one or two hundred subscribers watch it, and
+    not at all once they have gone."""
+    run_id = f"parked-{subscribers}"  # the PostgreSQL schema is shared by the module
+    add_run(store, run_id, status="waiting-approval")
+    async with anyio.create_task_group() as tg:
+        seen = await watch(tg, store, run_id, subscribers)
+        with counting_reads(store) as sent:
+            started = time.monotonic()
+            await anyio.sleep(10 * POLL_S)
+            intervals = (time.monotonic() - started) / POLL_S
+            idle_reads = len(sent)
+        tg.cancel_scope.cancel()
+    assert 0 < idle_reads <= intervals + 2, (idle_reads, intervals)
+    assert followers(store) == [] and store.bus.subscriber_count() == 0
+    with counting_reads(store) as sent:
+        await anyio.sleep(3 * POLL_S)
+    assert sent == []
+    assert seen == [[0]] * subscribers
+
+
+async def test_events_of_another_process_reach_every_subscriber_once_in_order(
+    db_url: str, store: Store
+) -> None:
+    """Another Store on the database stands for another process appending to its run;
+    200 subscribers here (four with a tiny buffer that overflows, two joining midway) get
+    every event, in order, once each, and close after the terminal event. Nothing reaches the bus's
+    listeners (the runtime, metrics): they only see what this process commits."""
+    other = open_store(db_url)
+    heard: list[Event] = []
+    token = store.bus.add_listener(heard.append)
+    try:
+        add_run(other, "elsewhere")
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                seen = await watch(tg, store, "elsewhere", 194)
+                seen += await watch(tg, store, "elsewhere", 4, max_buffer=4)
+                for batch in range(6):
+                    with other.write() as tx:
+                        for i in range(batch * 10):
+                            tx.emit("elsewhere", "NodeOutput", nodeId="a", iteration=0, text=f"{i}")
+                    await anyio.sleep(POLL_S * (batch % 3))
+                    if batch == 3:  # late joiners share the running follower
+                        seen += await watch(tg, store, "elsewhere", 2)
+                with other.write() as tx:
+                    runs_q.update_run(tx.conn, "elsewhere", status="finished")
+                    tx.emit("elsewhere", "RunFinished")
+    finally:
+        store.bus.remove_listener(token)
+        other.close()
+    expected = [e.seq for e in stored(store, "elsewhere")]
+    assert len(expected) == 1 + 150 + 1
+    assert len(seen) == 200 and all(mine == expected for mine in seen)
+    assert heard == []
+    assert followers(store) == [] and store.bus.subscriber_count() == 0

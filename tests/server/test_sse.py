@@ -8,16 +8,20 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from smithers_server.server import start_server
 
 from .conftest import (
     TERMINAL,
     ServerProcess,
     SSEStream,
     assert_error,
+    make_root,
     read_sse,
     start_run,
     wait_status,
@@ -276,3 +280,57 @@ def test_disconnected_clients_cost_nothing(srv: ServerProcess, client: httpx.Cli
     assert _wait_subscribers(client, baseline) == baseline
     assert client.get("/health").status_code == 200
     client.post(f"/v1/runs/{run_id}/cancel")
+
+
+def _open_stream(client: httpx.Client, run_id: str) -> httpx.Response:
+    """A GET of the run's events whose body is left unread (an idle stream stays open)."""
+    return client.send(client.build_request("GET", f"/v1/runs/{run_id}/events"), stream=True)
+
+
+def test_streams_past_the_caps_are_refused_until_one_closes(tmp_path: Path) -> None:
+    """At most 2 streams per run and 3 in all: the next is 429 `TOO_MANY_STREAMS` before
+    any stream starts; a client that goes away gives its slot back."""
+    server = start_server(
+        port=0,
+        db=f"sqlite:///{tmp_path / 'caps.db'}",
+        root_dir=make_root(tmp_path / "root"),
+        max_streams=3,
+        max_streams_per_run=2,
+    )
+    opened: list[httpx.Response] = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=15) as client:
+            one, two = start_run(client, "approval.py"), start_run(client, "approval.py")
+            for run_id in (one, two):
+                wait_status(client, run_id, "waiting-approval")
+
+            def refused(run_id: str) -> dict[str, Any]:
+                res = _open_stream(client, run_id)
+                if res.status_code != 429:
+                    res.close()
+                    pytest.fail(f"stream accepted past the cap: {res.status_code}")
+                res.read()
+                return assert_error(res, 429, "TOO_MANY_STREAMS")
+
+            opened += [_open_stream(client, one), _open_stream(client, one)]
+            assert refused(one)["details"] == {"scope": "run", "limit": 2}
+            opened.append(_open_stream(client, two))
+            assert refused(two)["details"] == {"scope": "server", "limit": 3}
+            assert all(res.status_code == 200 for res in opened)
+
+            opened.pop(0).close()
+            deadline = time.monotonic() + 10
+            while (again := _open_stream(client, one)).status_code == 429:
+                again.read()
+                again.close()
+                assert time.monotonic() < deadline, "the closed stream's slot never came back"
+                time.sleep(0.05)
+            opened.append(again)
+            assert_sse_headers(again)
+            reader = again.iter_bytes()  # kept: dropping it would close the connection
+            assert next(reader).startswith(b"retry: 1000")
+            assert refused(two)["details"]["scope"] == "server"
+    finally:
+        for res in opened:
+            res.close()
+        server.close()

@@ -1,0 +1,139 @@
+"""Followers: one reader of a run's log for all of its subscribers in this process.
+
+Events committed by this process reach subscribers through the bus as they commit. Events
+of a run driven by another process only arrive through the database, so someone has to
+look: a follower does it once per run (per store and event loop), however many streams
+watch that run, and forwards what it finds to the run's subscribers on the bus. It starts
+with the run's first subscriber and stops with its last.
+
+The follower is the one place that decides when to look; a PostgreSQL notifier wakes it
+(`wake`) instead of letting it wait out the poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from .events import Event, Subscription
+from .store import log as log_q
+from .store.base import Store
+
+logger = logging.getLogger("smithers.followers")
+
+PAGE = 500
+# How often a follower looks at the table when no notifier wakes it and no local driver
+# pushes: the delay of an event of another process on its way to a subscriber here.
+POLL_INTERVAL_S = 0.25
+
+IsLocal = Callable[[], bool]
+
+
+def _events_after(store: Store, run_id: str, after_seq: int) -> list[Event]:
+    with store.read() as conn:
+        return log_q.events_after(conn, run_id, after_seq, PAGE)
+
+
+class Follower:
+    """Polls one run's log after the highest seq it knows of and forwards what is new.
+
+    `seen` starts at a seq the first subscriber knows was committed when it read the table,
+    so nothing after it is skipped: an event that subscriber did not read committed later,
+    and the follower finds it. Local commits (seen on the follower's own subscription) move
+    `seen` on, so a run this process drove is not read again once it parks.
+    """
+
+    def __init__(self, store: Store, run_id: str, seen: int, poll_interval: float) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.seen = seen
+        self.poll_interval = poll_interval
+        self.users = 0
+        self._is_local: list[IsLocal] = []
+        self._pushed: Subscription = store.bus.subscribe(run_id, PAGE)
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._follow())
+
+    def wake(self) -> None:
+        """Look at the table now (call on the follower's event loop)."""
+        self._wake.set()
+
+    def is_local(self) -> bool:
+        """Whether a subscriber says this process drives the run (so its events are pushed)."""
+        return any(fn() for fn in self._is_local)
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            self._note_pushed()
+            if self.is_local():
+                continue
+            try:
+                await self.poll()
+            except Exception:
+                logger.warning("following run %s failed", self.run_id, exc_info=True)
+
+    def _note_pushed(self) -> None:
+        pushed = sorted(event.seq for event in self._pushed.buffer)
+        self._pushed.buffer.clear()
+        self._pushed.behind = False
+        for seq in pushed:
+            if seq == self.seen + 1:  # past a gap, the table has what this process did not commit
+                self.seen = seq
+
+    async def poll(self) -> None:
+        """Read what was committed after `seen` and forward it to the run's subscribers."""
+        while True:
+            events = await self.store.run(_events_after, self.store, self.run_id, self.seen)
+            if events:
+                self.seen = events[-1].seq
+                self.store.bus.forward(events)
+            if len(events) < PAGE:
+                return
+
+    def _stop(self) -> None:
+        self._task.cancel()
+        self.store.bus.unsubscribe(self._pushed)
+
+
+# Each entry is only touched from its own event loop, so no lock is needed.
+_followers: dict[tuple[Store, str, asyncio.AbstractEventLoop], Follower] = {}
+
+
+def follow(
+    store: Store,
+    run_id: str,
+    seen: int,
+    *,
+    poll_interval: float = POLL_INTERVAL_S,
+    is_local: IsLocal | None = None,
+) -> Follower:
+    """The run's follower, started if it is the first user: `seen` is a seq every event up
+    to which the caller has read or does not want. Pair with `unfollow`."""
+    key = (store, run_id, asyncio.get_running_loop())
+    follower = _followers.get(key)
+    if follower is None:
+        follower = _followers[key] = Follower(store, run_id, seen, poll_interval)
+    follower.users += 1
+    if is_local is not None:
+        follower._is_local.append(is_local)
+    return follower
+
+
+def unfollow(follower: Follower, is_local: IsLocal | None = None) -> None:
+    """Drop one user; the last one stops the follower."""
+    if is_local is not None:
+        follower._is_local.remove(is_local)
+    follower.users -= 1
+    if follower.users == 0:
+        _followers.pop((follower.store, follower.run_id, follower._task.get_loop()), None)
+        follower._stop()
+
+
+def followers(store: Store) -> list[Follower]:
+    """The followers running for `store` (on any loop)."""
+    return [f for (s, _, _), f in _followers.items() if s is store]
