@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +14,8 @@ import pytest
 from smithers.errors import SmithersError
 from smithers.tasks import TaskContext, current_task
 from smithers.tools import ToolCommandFailed, bash, bash_async
+from tests.core.conftest import Events
 from tests.core.sandbox_checks import wait_gone
-
-Events = list[tuple[str, dict[str, Any]]]
-
-
-@pytest.fixture
-def events() -> Events:
-    return []
-
-
-@pytest.fixture
-def tctx(tmp_path: Path, events: Events) -> Iterator[TaskContext]:
-    """A real task context whose run log is a list."""
-    ctx = TaskContext(
-        run_id="run-1",
-        node_id="node-1",
-        iteration=0,
-        attempt=1,
-        root_dir=str(tmp_path),
-        allow_network=False,
-        emit=lambda type_, **fields: events.append((type_, fields)),
-    )
-    token = current_task.set(ctx)
-    yield ctx
-    current_task.reset(token)
 
 
 def of_type(events: Events, type_: str) -> list[dict[str, Any]]:

@@ -22,9 +22,10 @@ from secrets import token_hex
 import pytest
 
 from smithers.errors import SmithersError
-from smithers.tasks import TaskContext, current_task
+from smithers.tasks import TaskContext
 from smithers.tools import bash
 from smithers.tools.sandbox import forget_probe
+from tests.core.conftest import Events
 from tests.core.sandbox_checks import CHECKS, SECRET_ENV, Check, Host, run_check
 from tests.helpers import ROOT
 
@@ -126,23 +127,6 @@ def test_each_escape_works_unconfined_as_root(check: Check, host: Host, tmp_path
 
 
 @pytest.fixture
-def tctx(tmp_path: Path) -> Iterator[list[tuple[str, dict[str, object]]]]:
-    events: list[tuple[str, dict[str, object]]] = []
-    ctx = TaskContext(
-        run_id="run-1",
-        node_id="node-1",
-        iteration=0,
-        attempt=1,
-        root_dir=str(tmp_path),
-        allow_network=False,
-        emit=lambda type_, **fields: events.append((type_, fields)),
-    )
-    token = current_task.set(ctx)
-    yield events
-    current_task.reset(token)
-
-
-@pytest.fixture
 def fresh_probe() -> Iterator[None]:
     forget_probe()
     yield
@@ -150,7 +134,8 @@ def fresh_probe() -> Iterator[None]:
 
 
 def test_no_bwrap_means_no_run(
-    tctx: list[tuple[str, dict[str, object]]],
+    tctx: TaskContext,
+    events: Events,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     fresh_probe: None,
@@ -162,7 +147,7 @@ def test_no_bwrap_means_no_run(
     assert info.value.status == 500
     assert "bubblewrap" in info.value.message and "\n" not in info.value.message
     assert not (tmp_path / "ran").exists()
-    finished = [f for t, f in tctx if t == "ToolCallFinished"]
+    finished = [f for t, f in events if t == "ToolCallFinished"]
     assert finished == [{**finished[0], "status": "error", "error": info.value.to_json()}]
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,34 @@ def five_xx(client: httpx.Client) -> float:
         r'^smithers_http_requests_total\{[^}]*status_class="5xx"[^}]*\} (\S+)$', text, re.M
     )
     return sum(float(v) for v in found)
+
+
+@contextmanager
+def stays_healthy(srv: ServerProcess, *, check_errors: bool = True) -> Iterator[None]:
+    """The server is alive and healthy after the block; with `check_errors`, it answered no
+    5xx and logged no traceback during it."""
+    offset = len(srv.log())
+    with srv.client() as c:
+        before = five_xx(c)
+    yield
+    assert srv.alive(), srv.log()[offset:]
+    with srv.client() as c:
+        assert c.get("/health").json() == {"ok": True}
+        if check_errors:
+            assert five_xx(c) == before, "a 5xx was answered"
+            new_log = srv.log()[offset:]
+            assert "Traceback" not in new_log and "unhandled error" not in new_log, new_log
+
+
+def start_runs(
+    client: httpx.Client, wanted: dict[str, tuple[str, str | tuple[str, ...]]]
+) -> dict[str, str]:
+    """Start `{name: (workflow, status to wait for)}` all at once, then wait for each;
+    returns `{name: run id}`."""
+    found = {name: start_run(client, workflow) for name, (workflow, _) in wanted.items()}
+    for name, (_, status) in wanted.items():
+        wait_status(client, found[name], status)
+    return found
 
 
 def assert_error(res: httpx.Response, status: int, code: str) -> dict[str, Any]:

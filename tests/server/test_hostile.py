@@ -21,8 +21,9 @@ import pytest
 from .conftest import (
     ServerProcess,
     assert_error,
-    five_xx,
     start_run,
+    start_runs,
+    stays_healthy,
     wait_status,
 )
 
@@ -54,17 +55,8 @@ def srv(spawn: Callable[..., ServerProcess]) -> ServerProcess:
 @pytest.fixture(autouse=True)
 def still_healthy(srv: ServerProcess, request: pytest.FixtureRequest) -> Iterator[None]:
     known_bug = request.node.get_closest_marker("xfail") is not None
-    offset = len(srv.log())
-    with srv.client() as c:
-        before = five_xx(c)
-    yield
-    assert srv.alive(), srv.log()[offset:]
-    with srv.client() as c:
-        assert c.get("/health").json() == {"ok": True}
-        if not known_bug:
-            assert five_xx(c) == before, "a 5xx was answered"
-            new_log = srv.log()[offset:]
-            assert "Traceback" not in new_log and "unhandled error" not in new_log, new_log
+    with stays_healthy(srv, check_errors=not known_bug):
+        yield
 
 
 @pytest.fixture
@@ -77,15 +69,14 @@ def client(srv: ServerProcess) -> Iterator[httpx.Client]:
 def runs(srv: ServerProcess) -> dict[str, str]:
     """A parked approval run, a run waiting for a signal and a finished run."""
     with srv.client() as c:
-        found = {
-            "approval": start_run(c, "approval.py"),
-            "signal": start_run(c, "signal.py"),
-            "done": start_run(c, "hello.py"),
-        }
-        wait_status(c, found["approval"], "waiting-approval")
-        wait_status(c, found["signal"], "waiting-event")
-        wait_status(c, found["done"], "finished")
-    return found
+        return start_runs(
+            c,
+            {
+                "approval": ("approval.py", "waiting-approval"),
+                "signal": ("signal.py", "waiting-event"),
+                "done": ("hello.py", "finished"),
+            },
+        )
 
 
 def run_count(srv: ServerProcess) -> int:

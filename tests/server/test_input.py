@@ -29,9 +29,10 @@ from .conftest import (
     ServerProcess,
     SSEStream,
     assert_error,
-    five_xx,
     read_sse,
     start_run,
+    start_runs,
+    stays_healthy,
     wait_status,
 )
 
@@ -57,16 +58,8 @@ def db(srv: ServerProcess) -> Iterator[sa.Engine]:
 
 @pytest.fixture
 def still_healthy(srv: ServerProcess) -> Iterator[None]:
-    offset = len(srv.log())
-    with srv.client() as c:
-        before = five_xx(c)
-    yield
-    assert srv.alive(), srv.log()[offset:]
-    with srv.client() as c:
-        assert c.get("/health").json() == {"ok": True}
-        assert five_xx(c) == before, "a 5xx was answered"
-    new_log = srv.log()[offset:]
-    assert "Traceback" not in new_log and "unhandled error" not in new_log, new_log
+    with stays_healthy(srv):
+        yield
 
 
 @pytest.fixture
@@ -79,20 +72,15 @@ def client(srv: ServerProcess, still_healthy: None) -> Iterator[httpx.Client]:
 def runs(srv: ServerProcess) -> dict[str, str]:
     """Parked runs to aim at: an approval, a signal, all kinds of human input; a finished one."""
     with srv.client() as c:
-        found = {
-            "approval": start_run(c, "approval.py"),
-            "signal": start_run(c, "signal.py"),
-            "human": start_run(c, "srv_human.py"),
-            "done": start_run(c, "hello.py"),
-        }
-        for name, status in [
-            ("approval", "waiting-approval"),
-            ("signal", "waiting-event"),
-            ("human", ("waiting-approval", "waiting-event")),
-            ("done", "finished"),
-        ]:
-            wait_status(c, found[name], status)
-    return found
+        return start_runs(
+            c,
+            {
+                "approval": ("approval.py", "waiting-approval"),
+                "signal": ("signal.py", "waiting-event"),
+                "human": ("srv_human.py", ("waiting-approval", "waiting-event")),
+                "done": ("hello.py", "finished"),
+            },
+        )
 
 
 def recorded(db: sa.Engine) -> dict[str, int]:

@@ -4,6 +4,9 @@ never taken over. Each test counts executions of a live task from a side-effect 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +35,11 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
     yield start
     for server in started:
+        # `unshare --fork` holds SIGTERM while its child runs: stop the server it forked.
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+        for child in children.read_text().split() if children.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGTERM)
         server.stop()
 
 
