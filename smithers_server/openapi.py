@@ -19,7 +19,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": ok}
-    for status in (401, *errors):
+    for status in (401, 403, *errors):
         responses[str(status)] = {
             "description": "error",
             "content": {"application/json": {"schema": ERROR}},
@@ -99,7 +99,7 @@ def openapi_document() -> dict[str, Any]:
     signal = _op(
         "Deliver a named signal",
         _json(SIGNAL),
-        (400, 404, 409, 413),
+        (400, 404, 409, 413, 415),
         body=SIGNAL_BODY,
         params=[*run, _path("signalName")],
     )
@@ -117,7 +117,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Start a run, or resume one with resume: true",
                 _json(RUN_ID),
-                (400, 404, 409, 413),
+                (400, 404, 409, 413, 415),
                 body={
                     "type": "object",
                     "required": ["workflowPath"],
@@ -155,7 +155,7 @@ def openapi_document() -> dict[str, Any]:
                 "Resume a parked, paused, failed or stale run (409 WORKFLOW_MISMATCH when "
                 "workflowPath names another workflow than the run recorded)",
                 _json(OBJ),
-                (400, 404, 409, 413),
+                (400, 404, 409, 413, 415),
                 body={"type": "object", "properties": {"workflowPath": TEXT}},
                 params=run,
             )
@@ -167,7 +167,7 @@ def openapi_document() -> dict[str, Any]:
             "get": _op(
                 "Server-sent events of the run",
                 {"description": "text/event-stream"},
-                (400, 404),
+                (400, 404, 429),
                 params=[*run, _query("afterSeq")],
             )
         },
@@ -183,7 +183,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Approve a waiting node",
                 _json(DECISION),
-                (400, 404, 409, 413),
+                (400, 404, 409, 413, 415),
                 body=DECISION_BODY,
                 params=[*run, _path("nodeId")],
             )
@@ -192,7 +192,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Deny a waiting node",
                 _json(DECISION),
-                (400, 404, 409, 413),
+                (400, 404, 409, 413, 415),
                 body=DECISION_BODY,
                 params=[*run, _path("nodeId")],
             )

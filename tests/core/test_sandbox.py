@@ -86,15 +86,40 @@ def test_sandbox(check: Check, host: Host, tmp_path: Path) -> None:
     assert run_check(check, host, tmp_path / "root") is None
 
 
+def _stage_code(into: Path) -> str:
+    """What the unprivileged process imports, in a folder it can reach: the checkout and
+    the venv may sit in folders only root may enter (a CI clone in `mktemp -d`, `/root`).
+    Hard links where the filesystem allows (instant), copies elsewhere."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "smithers", into / "smithers", copy_function=link, ignore=ignore)
+    for name in ("tests/__init__.py", "tests/core/__init__.py", "tests/core/sandbox_checks.py"):
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        link(str(ROOT / name), str(into / name))
+    shutil.copytree(site, into / "site", copy_function=link, ignore=ignore, symlinks=True)
+    for path in into.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o755 if path.is_dir() else path.stat().st_mode | 0o444)
+    return f"{into}:{into / 'site'}"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs as root to switch to uid 65534 (CI is root)")
 def test_sandbox_as_an_unprivileged_user(host: Host) -> None:
     roots = _scratch_dir("smithers-unprivileged-")
+    code = _scratch_dir("smithers-code-")
     report_to = [json.dumps(asdict(host)), str(roots)]
     try:
+        python_path = _stage_code(code)
         proc = subprocess.run(
-            [*AS_NOBODY, sys.executable, "-B", "-m", "tests.core.sandbox_checks", *report_to],
-            cwd=ROOT,
-            env={"PATH": os.environ["PATH"], "HOME": str(roots)},
+            [*AS_NOBODY, "/usr/bin/python3", "-B", "-m", "tests.core.sandbox_checks", *report_to],
+            cwd=code,
+            env={"PATH": os.environ["PATH"], "HOME": str(roots), "PYTHONPATH": python_path},
             capture_output=True,
             timeout=120,
             check=False,
@@ -103,6 +128,7 @@ def test_sandbox_as_an_unprivileged_user(host: Host) -> None:
         report = json.loads(proc.stdout)
     finally:
         shutil.rmtree(roots)
+        shutil.rmtree(code)
     assert report["uid"] == NOBODY
     assert report["results"] == {check.name: None for check in CHECKS}
 

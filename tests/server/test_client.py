@@ -494,17 +494,21 @@ def test_events_reconnect_delivers_every_seq_once(
                 proxy.cut()
 
     seen: list[dict[str, Any]] = []
+    # The saboteur starts once the stream is open: a first connection that fails is an
+    # error to report (not retried), and on a slow machine 70 ms may not be enough to open.
     thread = threading.Thread(target=saboteur)
-    thread.start()
     try:
         with SmithersClient(proxy.url) as flaky:
             for event in flaky.events(run_id, reconnect_delay=0.01, max_reconnects=50):
                 seen.append(event)
+                if len(seen) == 1:
+                    thread.start()
                 if len(seen) in (3, 40, 90):
                     proxy.cut()  # a drop right after a delivery, too
     finally:
         done.set()
-        thread.join()
+        if thread.is_alive():
+            thread.join()
 
     steady = list(client.events(run_id))
     stored = stored_log(db_url, run_id)
