@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := smithers smithers_server smithers_serve smithers_gateway
+PACKAGES := smithers smithers_server smithers_serve smithers_gateway smithers_cli
 
 .PHONY: run test lint typecheck clean
 

@@ -108,7 +108,7 @@ def prepare_root(root: Path, *workflows: Path) -> None:
 def smithers_server(db: str, root: Path = ROOT, port: int | None = None) -> ServerProcess:
     """`smithers server` on a free loopback port, serving workflows under `root`."""
     port = port or free_port()
-    argv = [sys.executable, "-m", "smithers.cli", "server", "--host", HOST, "--port", str(port)]
+    argv = [sys.executable, "-m", "smithers_cli", "server", "--host", HOST, "--port", str(port)]
     argv += ["--db", db, "--root", str(root)]
     return ServerProcess(argv, port)
 

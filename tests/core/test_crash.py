@@ -18,7 +18,7 @@ from smithers.store import nodes as nodes_q
 from tests.helpers import ROOT, assert_contiguous, event_types
 
 WORKFLOW = Path(__file__).parent / "workflows" / "five_steps.py"
-SMITHERS = [sys.executable, "-m", "smithers.cli"]
+SMITHERS = [sys.executable, "-m", "smithers_cli"]
 
 
 def up(db_url: str, *extra: str, input: dict[str, object] | None = None) -> subprocess.Popen[str]:

@@ -154,7 +154,7 @@ def workflow(ctx):
     path = tmp_path / "edited.py"
     path.write_text(source.format(pause=30, v="v1"))
     db = f"sqlite:///{tmp_path / 'r.db'}"
-    cmd = [sys.executable, "-m", "smithers.cli", "up", str(path), "--db", db, "--run-id", "ed"]
+    cmd = [sys.executable, "-m", "smithers_cli", "up", str(path), "--db", db, "--run-id", "ed"]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = open_store(db)
     try:

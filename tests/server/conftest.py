@@ -50,7 +50,7 @@ def make_root(path: Path) -> Path:
 
 @dataclass
 class ServerProcess:
-    """`python -m smithers.cli server ...` listening on 127.0.0.1:port."""
+    """`python -m smithers_cli server ...` listening on 127.0.0.1:port."""
 
     proc: subprocess.Popen[bytes]
     port: int
@@ -126,7 +126,7 @@ def spawn_server(
     last_log = ""
     for attempt in range(3):
         port = free_port()
-        cmd = [*prefix, sys.executable, "-m", "smithers.cli", "server", "--port", str(port)]
+        cmd = [*prefix, sys.executable, "-m", "smithers_cli", "server", "--port", str(port)]
         cmd += ["--host", "127.0.0.1", "--root", str(root), "--token-env", TOKEN_ENV]
         if db_url is not None:
             cmd += ["--db", db_url]

@@ -26,7 +26,7 @@ def test_a_run_committed_after_the_db_was_named_as_a_workflow_survives_a_kill(
             res = client.post("/v1/runs", json={"workflowPath": name})
             assert_error(res, 400, "WORKFLOW_LOAD_FAILED")
         other = subprocess.run(
-            [sys.executable, "-m", "smithers.cli", "runs", "list", "--db", f"sqlite:///{db}"],
+            [sys.executable, "-m", "smithers_cli", "runs", "list", "--db", f"sqlite:///{db}"],
             cwd=ROOT,
             capture_output=True,
             text=True,

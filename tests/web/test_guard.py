@@ -10,8 +10,8 @@ import pytest
 
 from smithers import SmithersError, Store
 from smithers.auth import Authority, normalise_origins, parse_authority, parse_origin
-from smithers.cli import main
 from smithers.web.body import is_json_media_type
+from smithers_cli import main
 from tests.helpers import event_types
 from tests.serve.test_app import serving, status_of
 

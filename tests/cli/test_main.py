@@ -13,7 +13,7 @@ from tests.helpers import EXAMPLES, ROOT
 
 def smithers(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smithers.cli", *args],
+        [sys.executable, "-m", "smithers_cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -67,7 +67,7 @@ def test_up_stays_attached_while_parked_and_finishes_when_approved(tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "smithers.cli",
+            "smithers_cli",
             "up",
             str(EXAMPLES / "approval.py"),
             "--db",

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
 
-from .errors import SmithersError, UsageError
+from smithers.errors import SmithersError, UsageError
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -96,10 +96,9 @@ def _runs(args: argparse.Namespace) -> int:
 def _server(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from smithers.auth import configured_token
+    from smithers.host import default_db_path
     from smithers_server.server import server_config
-
-    from .auth import configured_token
-    from .host import default_db_path
 
     root = Path(args.root)
     if not root.is_dir():

@@ -24,7 +24,7 @@ from smithers.queries import get_run, list_runs
 from tests.helpers import EXAMPLES, ROOT
 
 APPROVAL = str(EXAMPLES / "approval.py")
-CLI = [sys.executable, "-m", "smithers.cli"]
+CLI = [sys.executable, "-m", "smithers_cli"]
 
 
 def free_port() -> int:

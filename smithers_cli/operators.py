@@ -12,7 +12,8 @@ from typing import Any, TextIO
 
 import anyio
 
-from .errors import SmithersError, UsageError
+from smithers.errors import SmithersError, UsageError
+
 from .progress import LiveView, PlainView
 
 Json = dict[str, Any]
@@ -64,17 +65,17 @@ class DbRuns:
     """The operator commands, on a database."""
 
     def __init__(self, db: str) -> None:
-        from .store.base import open_store
+        from smithers.store.base import open_store
 
         self.store = open_store(db)
 
     def list(self, limit: int, status: str | None) -> list[Json]:
-        from .queries import list_runs
+        from smithers.queries import list_runs
 
         return list_runs(self.store, limit=limit, status=status)
 
     def show(self, run_id: str) -> Json:
-        from .queries import run_view
+        from smithers.queries import run_view
 
         view = run_view(self.store, run_id)
         if view is None:
@@ -82,19 +83,19 @@ class DbRuns:
         return view
 
     def decide(self, run_id: str, node_id: str, approved: bool, **fields: Any) -> Json:
-        from .commands import decide
+        from smithers.commands import decide
 
         return decide(self.store, run_id, node_id, approved=approved, **fields).to_json()
 
     def signal(self, run_id: str, name: str, data: Any, correlation_id: str | None) -> Json:
-        from .commands import send_signal
+        from smithers.commands import send_signal
 
         return send_signal(
             self.store, run_id, name, data, correlation_id=correlation_id, received_by="cli"
         )
 
     def cancel(self, run_id: str) -> Json:
-        from .commands import cancel_run
+        from smithers.commands import cancel_run
 
         if cancel_run(self.store, run_id) == "already-terminal":
             raise SmithersError("RUN_NOT_ACTIVE", f"run {run_id} has already ended")
@@ -107,13 +108,13 @@ class DbRuns:
         )
 
     def latest_frame(self, run_id: str) -> Json | None:
-        from .queries import list_frames
+        from smithers.queries import list_frames
 
         frames = list_frames(self.store, run_id, limit=1)
         return json.loads(frames[0]["xmlJson"]) if frames else None
 
     async def follow(self, run_id: str) -> AsyncIterator[Json]:
-        from .subscriptions import subscribe
+        from smithers.subscriptions import subscribe
 
         self.show(run_id)
         async for event in subscribe(self.store, run_id, -1):

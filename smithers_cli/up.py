@@ -11,17 +11,18 @@ from typing import Any, TextIO
 
 import anyio
 
-from .commands import cancel_run, generate_run_id
-from .definition import SmithersWorkflow
-from .engine import in_thread
-from .errors import SmithersError
-from .loader import load_workflow
+from smithers.commands import cancel_run, generate_run_id
+from smithers.definition import SmithersWorkflow
+from smithers.engine import in_thread
+from smithers.errors import SmithersError
+from smithers.loader import load_workflow
+from smithers.queries import get_run, list_frames
+from smithers.runtime import Runtime
+from smithers.store.base import Store, open_store
+from smithers.store.records import TERMINAL_STATUSES
+from smithers.subscriptions import subscribe
+
 from .progress import LiveView, PlainView
-from .queries import get_run, list_frames
-from .runtime import Runtime
-from .store.base import Store, open_store
-from .store.records import TERMINAL_STATUSES
-from .subscriptions import subscribe
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -168,10 +169,9 @@ async def _serve(
     run_id: str,
     runtime: Runtime,
 ) -> tuple[Any, str]:
+    from smithers.auth import configured_token
+    from smithers.web.serving import EmbeddedServer, bind_socket, check_bind, uvicorn_config
     from smithers_serve import create_serve_app
-
-    from .auth import configured_token
-    from .web.serving import EmbeddedServer, bind_socket, check_bind, uvicorn_config
 
     token = configured_token(options.token)
     check_bind(options.host, token, insecure=False)

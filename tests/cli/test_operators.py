@@ -40,7 +40,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def runs(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smithers.cli", "runs", *args],
+        [sys.executable, "-m", "smithers_cli", "runs", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -160,7 +160,7 @@ def spawn(workdir: Path, token: str | None) -> Iterator[Server]:
     for attempt in range(3):
         port = free_port()
         log = workdir / f"server-{attempt}.log"
-        cmd = [sys.executable, "-m", "smithers.cli", "server", "--port", str(port)]
+        cmd = [sys.executable, "-m", "smithers_cli", "server", "--port", str(port)]
         cmd += ["--host", "127.0.0.1", "--db", f"sqlite:///{db_path}", "--root", str(root)]
         with log.open("wb") as out:
             proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=out)
@@ -215,7 +215,7 @@ HEADER = ["RUN", "ID", "WORKFLOW", "STATUS", "STATE", "STARTED", "FINISHED"]
 
 def _watch(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "smithers.cli", "runs", "watch", *args],
+        [sys.executable, "-m", "smithers_cli", "runs", "watch", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
