@@ -1,7 +1,8 @@
 """smithers: durable, human-in-the-loop workflow runs."""
 
-from .commands import approve, cancel, deny, fork, pause, resume, rewind, signal
+from .commands import cancel, pause, resume
 from .context import ApprovalDecision, Ctx
+from .decisions import approve, deny
 from .definition import OutputRef, Outputs, SmithersWorkflow, create_smithers
 from .errors import SmithersError
 from .events import Event, EventBus
@@ -20,9 +21,11 @@ from .nodes import (
 )
 from .run import run_workflow
 from .runtime import RunResult, Runtime
+from .signals import signal
 from .store.base import Store, open_store
 from .subscriptions import subscribe
 from .tasks import TaskContext
+from .timetravel import fork, rewind
 
 __version__ = "0.1.0"
 

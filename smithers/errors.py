@@ -66,6 +66,13 @@ class UsageError(Exception):
     """Bad command-line input: the CLI prints it as one line and exits 2."""
 
 
+def run_not_found(run_id: str, code: str = "RUN_NOT_FOUND") -> SmithersError:
+    """The error for a run id that names no run (`code`: NOT_FOUND on the routes the spec
+    says so)."""
+    shown = run_id.replace("\x00", "\\u0000")
+    return SmithersError(code, f"run {shown!r} not found", {"runId": shown})
+
+
 def validation_errors(errors: Any) -> list[dict[str, Any]]:
     """A pydantic error list (`ValidationError.errors()`) as plain JSON: loc, msg, type."""
     return [

@@ -20,10 +20,10 @@ import anyio.abc
 import anyio.lowlevel
 from sqlalchemy.engine import Engine
 
-from . import commands, queries
+from . import lifecycle, queries
 from .definition import SmithersWorkflow
 from .engine import in_thread
-from .errors import SmithersError
+from .errors import SmithersError, run_not_found
 from .loader import DEFAULT_LOAD_TIMEOUT_S, load_workflow_async, loaded_version
 from .mirror import mirror_run
 from .runtime import Runtime
@@ -45,10 +45,6 @@ def default_db_path(root_dir: Path) -> Path:
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
     digest = hashlib.sha256(str(root_dir).encode()).hexdigest()[:12]
     return Path(state) / "smithers" / f"{root_dir.name or 'root'}-{digest}.db"
-
-
-def _not_found(run_id: str) -> SmithersError:
-    return SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
 
 
 class RunHost:
@@ -216,7 +212,7 @@ class RunHost:
     async def find(self, run_id: str) -> Store:
         store = await self.call(self.locate, run_id)
         if store is None:
-            raise _not_found(run_id)
+            raise run_not_found(run_id)
         return store
 
     def require_server_store(self) -> Store:
@@ -257,7 +253,7 @@ class RunHost:
         store = await self.find(run_id)
         run = queries.get_run(store, run_id)
         if run is None:
-            raise _not_found(run_id)
+            raise run_not_found(run_id)
         if run.status in ("finished", "cancelled"):
             raise SmithersError(
                 "RUN_NOT_ACTIVE", f"run {run_id!r} is {run.status}", {"runId": run_id}
@@ -273,7 +269,7 @@ class RunHost:
                     {"runId": run_id, "workflowPath": recorded, "requested": offered},
                 )
         runtime = self.runtime(store)
-        if runtime.is_live(run_id) or commands.is_live(run, runtime.now()):
+        if runtime.is_live(run_id) or lifecycle.is_live(run, runtime.now()):
             return "running"
         if workflow is None:
             if not run.workflow_path:

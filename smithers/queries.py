@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import lifecycle
 from .clock import now_ms
 from .events import Event
-from .ownership import owner_is_dead
 from .store import log as log_q
 from .store import nodes as nodes_q
 from .store import outputs as outputs_q
@@ -31,10 +31,11 @@ def run_state(store: Store, run: RunRecord, now: int | None = None) -> dict[str,
         "computedAt": now,
     }
     if run.status == "running":
-        if run.runtime_owner_id is not None and owner_is_dead(run.runtime_owner_id):
+        health = lifecycle.liveness(run, now)
+        if health == "orphaned":
             state["state"] = "orphaned"
             state["unhealthy"] = {"kind": "owner-gone", "ownerId": run.runtime_owner_id}
-        elif run.heartbeat_at_ms is not None and now - run.heartbeat_at_ms > runs_q.STALE_AFTER_MS:
+        elif health == "stale" and run.heartbeat_at_ms is not None:
             state["state"] = "stale"
             state["unhealthy"] = {
                 "kind": "stale-heartbeat",

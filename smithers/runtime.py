@@ -19,11 +19,11 @@ import anyio
 import anyio.abc
 from sqlalchemy.exc import IntegrityError
 
-from . import commands, queries
+from . import lifecycle, queries
 from .clock import now_ms
 from .definition import SmithersWorkflow
 from .engine import RunDriver, ensure_output_tables, in_thread
-from .errors import SmithersError, validation_errors
+from .errors import SmithersError, run_not_found, validation_errors
 from .events import Event
 from .heartbeat import Heartbeat
 from .ownership import new_owner_id, owner_is_dead, release_owner_id
@@ -153,7 +153,7 @@ class Runtime:
             raise SmithersError(
                 "INVALID_REQUEST", "input does not match the workflow's input model", details
             ) from exc
-        run_id = run_id or commands.generate_run_id()
+        run_id = run_id or lifecycle.generate_run_id()
         await self.store.run(self._create, workflow, run_id, value, config or {}, auth)
         self._spawn(workflow, run_id, fresh=True)
         return run_id
@@ -198,7 +198,7 @@ class Runtime:
         self._claims[run_id] = claimed = anyio.Event()
         try:
             await self.store.run(
-                commands.claim_for_resume, self.store, run_id, self.owner_id, workflow.content_hash
+                lifecycle.claim_for_resume, self.store, run_id, self.owner_id, workflow.content_hash
             )
             self._spawn(workflow, run_id)
         finally:
@@ -220,7 +220,7 @@ class Runtime:
         with self.store.read() as conn:
             run = runs_q.get_run(conn, run_id)
         if run is None:
-            raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
+            raise run_not_found(run_id)
         return RunResult(run_id, run.status, run.error, queries.run_outputs(self.store, run_id))
 
     def _spawn(self, workflow: SmithersWorkflow, run_id: str, *, fresh: bool = False) -> None:
@@ -315,7 +315,7 @@ class Runtime:
             return
         if run.config.get("mirroredFrom"):
             return
-        if run.runtime_owner_id is not None and commands.is_live(run, self.now()):
+        if run.runtime_owner_id is not None and lifecycle.is_live(run, self.now()):
             return
         try:
             workflow = await self._resolve(run)
@@ -384,7 +384,7 @@ class Runtime:
         """Runs to adopt (unowned, stale, orphaned) and parked runs whose timer is due."""
         now = self.now()
         with self.store.read() as conn:
-            found = runs_q.claimable_runs(conn, now=now)
+            found = runs_q.claimable_runs(conn, stale_before=lifecycle.stale_before(now))
             ids = [
                 run_id
                 for run_id, owner in runs_q.running_runs_owned_by_others(conn, self.owner_id)

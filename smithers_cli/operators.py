@@ -83,12 +83,12 @@ class DbRuns:
         return view
 
     def decide(self, run_id: str, node_id: str, approved: bool, **fields: Any) -> Json:
-        from smithers.commands import decide
+        from smithers.decisions import decide
 
         return decide(self.store, run_id, node_id, approved=approved, **fields).to_json()
 
     def signal(self, run_id: str, name: str, data: Any, correlation_id: str | None) -> Json:
-        from smithers.commands import send_signal
+        from smithers.signals import send_signal
 
         return send_signal(
             self.store, run_id, name, data, correlation_id=correlation_id, received_by="cli"

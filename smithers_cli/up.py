@@ -11,10 +11,11 @@ from typing import Any, TextIO
 
 import anyio
 
-from smithers.commands import cancel_run, generate_run_id
+from smithers.commands import cancel_run
 from smithers.definition import SmithersWorkflow
 from smithers.engine import in_thread
 from smithers.errors import SmithersError
+from smithers.lifecycle import generate_run_id
 from smithers.loader import load_workflow
 from smithers.queries import get_run, list_frames
 from smithers.runtime import Runtime

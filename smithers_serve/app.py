@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from smithers.auth import configured_token
 from smithers.definition import SmithersWorkflow
-from smithers.errors import SmithersError
+from smithers.errors import run_not_found
 from smithers.events import Event
 from smithers.metrics import Metrics
 from smithers.queries import run_events, run_view
@@ -74,7 +74,7 @@ def create_serve_app(
     async def root(request: Request) -> Response:
         view = await store.run(run_view, store, run_id)
         if view is None:
-            raise SmithersError("RUN_NOT_FOUND", f"run {run_id!r} not found", {"runId": run_id})
+            raise run_not_found(run_id)
         return JSONResponse(view)
 
     cancel_run = cancel_endpoint(locate)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from smithers import queries
 from smithers.definition import SmithersWorkflow
-from smithers.errors import SmithersError
+from smithers.errors import SmithersError, run_not_found
 from smithers.host import RunHost
 from smithers.web.params import has_nul
 from smithers.web.run_endpoints import Limits, RunTarget
@@ -29,7 +29,7 @@ class ServerContext:
             store = await self.host.find(run_id)
         except SmithersError as exc:
             if exc.code == "RUN_NOT_FOUND" and code != exc.code:
-                raise not_found(run_id, code) from None
+                raise run_not_found(run_id, code) from None
             raise
         return RunTarget(run_id, store, self.host.runtime(store))
 
@@ -41,15 +41,10 @@ class ServerContext:
         return await self.host.workflow_of(run)
 
 
-def not_found(run_id: str, code: str = "NOT_FOUND") -> SmithersError:
-    shown = run_id.replace("\x00", "\\u0000")
-    return SmithersError(code, f"run {shown!r} not found", {"runId": shown})
-
-
 def run_id_param(request: Request, code: str = "NOT_FOUND") -> str:
     """The `runId` path parameter; one holding a NUL names no run (and is never queried:
     PostgreSQL refuses NUL in text)."""
     run_id: str = request.path_params["runId"]
     if has_nul(run_id):
-        raise not_found(run_id, code)
+        raise run_not_found(run_id, code)
     return run_id

@@ -9,12 +9,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smithers import queries
-from smithers.errors import SmithersError
+from smithers.errors import SmithersError, run_not_found
 from smithers.web.params import body_field, invalid, query_int, query_text
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import cancel_endpoint, events_endpoint, frames_endpoint
 
-from .context import RUN_ID, ServerContext, not_found, run_id_param
+from .context import RUN_ID, ServerContext, run_id_param
 
 
 def _config(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -85,7 +85,7 @@ def routes(ctx: ServerContext) -> list[Route]:
         run_id = run_id_param(request)
         view = await host.call(host.view, run_id)
         if view is None:
-            raise not_found(run_id)
+            raise run_not_found(run_id, "NOT_FOUND")
         return JSONResponse(view)
 
     async def resume_run(request: Request) -> Response:

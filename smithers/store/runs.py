@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,11 +10,6 @@ from sqlalchemy.engine import Connection
 from . import statements
 from .records import RunRecord, dumps
 from .schema import runs
-
-# A `running` run whose heartbeat is older than this may be claimed by anyone. Every
-# process on one database must agree on it; SMITHERS_STALE_AFTER_MS changes it (tests
-# shorten it; a deployment may lengthen it).
-STALE_AFTER_MS = int(os.environ.get("SMITHERS_STALE_AFTER_MS") or 30_000)
 
 
 def insert_run(
@@ -119,8 +113,8 @@ def release_runs(conn: Connection, owner_id: str, run_ids: list[str]) -> None:
     )
 
 
-def claimable_runs(conn: Connection, *, now: int, limit: int = 100) -> list[RunRecord]:
-    """`running` runs that are unowned or stale: candidates for adoption."""
+def claimable_runs(conn: Connection, *, stale_before: int, limit: int = 100) -> list[RunRecord]:
+    """`running` runs that are unowned or whose heartbeat is older than `stale_before`."""
     rows = conn.execute(
         sa.select(runs)
         .where(runs.c.status == "running")
@@ -128,7 +122,7 @@ def claimable_runs(conn: Connection, *, now: int, limit: int = 100) -> list[RunR
             sa.or_(
                 runs.c.runtime_owner_id.is_(None),
                 runs.c.heartbeat_at_ms.is_(None),
-                runs.c.heartbeat_at_ms < now - STALE_AFTER_MS,
+                runs.c.heartbeat_at_ms < stale_before,
             )
         )
         .order_by(runs.c.created_at_ms)

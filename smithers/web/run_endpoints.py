@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import commands, queries
+from .. import commands, decisions, queries, signals
 from ..definition import SmithersWorkflow
 from ..errors import SmithersError
 from ..metrics import Metrics
@@ -126,7 +126,7 @@ def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoi
         if iteration is None or iteration < 0:
             raise invalid("iteration", "iteration must be >= 0")
         decision = await target.store.run(
-            commands.decide,
+            decisions.decide,
             target.store,
             target.run_id,
             node_id,
@@ -160,7 +160,7 @@ def signal_endpoint(
         received_by = body_field(body, "receivedBy", str)
         workflow = await workflow_of(target) if workflow_of is not None else None
         sent = await target.store.run(
-            commands.send_signal,
+            signals.send_signal,
             target.store,
             target.run_id,
             name,

@@ -1,0 +1,152 @@
+"""The life of a run, each rule once: run ids, liveness and staleness, claiming a run.
+
+Ending a run is `smithers.engine.ending`; every surface that ends or claims a run goes
+through these, so the rules cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Literal
+
+from .engine import MAX_ABANDONED_ATTEMPTS
+from .errors import SmithersError, run_not_found
+from .ownership import owner_is_dead
+from .store import nodes as nodes_q
+from .store import runs as runs_q
+from .store.base import Store, Tx
+from .store.records import WAITING_STATUSES, RunRecord
+
+# A `running` run whose heartbeat is older than this may be claimed by anyone. Every
+# process on one database must agree on it; SMITHERS_STALE_AFTER_MS changes it (tests
+# shorten it; a deployment may lengthen it).
+STALE_AFTER_MS = int(os.environ.get("SMITHERS_STALE_AFTER_MS") or 30_000)
+
+Liveness = Literal["live", "stale", "orphaned"]
+
+
+def generate_run_id() -> str:
+    return "smi_" + secrets.token_hex(12)
+
+
+def liveness(run: RunRecord, now: int) -> Liveness | None:
+    """For a `running` run with an owner: `live` (fresh heartbeat, owner not gone),
+    `orphaned` (its owner's process is gone) or `stale` (no heartbeat for STALE_AFTER_MS);
+    None for any other run (parked, ended, or unowned and free to adopt)."""
+    if run.status != "running" or run.runtime_owner_id is None:
+        return None
+    if owner_is_dead(run.runtime_owner_id):
+        return "orphaned"
+    if run.heartbeat_at_ms is None or now - run.heartbeat_at_ms > STALE_AFTER_MS:
+        return "stale"
+    return "live"
+
+
+def is_live(run: RunRecord, now: int, owner_id: str | None = None) -> bool:
+    """A `running` run some live process drives (`owner_id`: that process is us)."""
+    if owner_id is not None and run.status == "running" and run.runtime_owner_id == owner_id:
+        return True
+    return liveness(run, now) == "live"
+
+
+def stale_before(now: int) -> int:
+    """Heartbeats older than this are stale (for queries that select claimable runs)."""
+    return now - STALE_AFTER_MS
+
+
+def locked_run(tx: Tx, run_id: str) -> RunRecord:
+    """The run's row, locked until the transaction ends; RUN_NOT_FOUND when there is none."""
+    run = runs_q.get_run(tx.conn, run_id, lock=True)
+    if run is None:
+        raise run_not_found(run_id)
+    return run
+
+
+def release_parked(tx: Tx, run: RunRecord) -> None:
+    """A parked run that can move again becomes `running` and unowned: anyone may adopt it."""
+    if run.status in WAITING_STATUSES:
+        runs_q.update_run(
+            tx.conn, run.run_id, status="running", runtime_owner_id=None, heartbeat_at_ms=None
+        )
+        tx.emit(run.run_id, "RunStatusChanged", status="running")
+
+
+def claim_for_resume(
+    store: Store, run_id: str, owner_id: str, workflow_hash: str | None = None
+) -> RunRecord:
+    """Take ownership of a run to continue it; `RUN_IN_PROGRESS` when someone drives it."""
+    with store.write() as tx:
+        run = locked_run(tx, run_id)
+        if run.status in ("finished", "cancelled"):
+            raise SmithersError(
+                "RUN_NOT_ACTIVE",
+                f"run {run_id!r} is {run.status}",
+                {"runId": run_id, "status": run.status},
+            )
+        if is_live(run, tx.now, owner_id):
+            raise SmithersError("RUN_IN_PROGRESS", f"run {run_id!r} is running", {"runId": run_id})
+        if run.status == "failed":
+            for rec in nodes_q.nodes_in_states(tx.conn, run_id, ("failed", "cancelled")):
+                nodes_q.upsert_node(
+                    tx.conn,
+                    run_id,
+                    rec.node_id,
+                    rec.iteration,
+                    now=tx.now,
+                    state="pending",
+                    error=None,
+                )
+                # A denial that failed the run is asked again, not replayed.
+                nodes_q.delete_denied_approval(tx.conn, run_id, rec.node_id, rec.iteration)
+        runs_q.update_run(
+            tx.conn,
+            run_id,
+            status="running",
+            runtime_owner_id=owner_id,
+            heartbeat_at_ms=tx.now,
+            pause_requested_at_ms=None,
+            finished_at_ms=None,
+            error_json=None,
+        )
+        for node_id, iteration, attempt in nodes_q.abandon_attempts(tx.conn, run_id, tx.now):
+            gone = nodes_q.count_abandoned(tx.conn, run_id, node_id, iteration)
+            error = {
+                "code": "ABANDONED",
+                "reason": "abandoned",
+                "message": "the process running this attempt died",
+            }
+            state = "failed" if gone >= MAX_ABANDONED_ATTEMPTS else "pending"
+            nodes_q.upsert_node(
+                tx.conn,
+                run_id,
+                node_id,
+                iteration,
+                now=tx.now,
+                state=state,
+                error=error if state == "failed" else None,
+            )
+            tx.emit(
+                run_id,
+                "NodeFailed",
+                nodeId=node_id,
+                iteration=iteration,
+                attempt=attempt,
+                error=error,
+            )
+        tx.emit(run_id, "RunStarted", resumed=True)
+        if workflow_hash and run.workflow_hash and workflow_hash != run.workflow_hash:
+            # The recorded version is gone (edited, and not loaded in this process).
+            runs_q.update_run(tx.conn, run_id, workflow_hash=workflow_hash)
+            tx.emit(run_id, "WorkflowReloaded", fromHash=run.workflow_hash, toHash=workflow_hash)
+        if run.status == "running" and run.runtime_owner_id is not None:
+            last = run.heartbeat_at_ms or run.started_at_ms or tx.now
+            tx.emit(
+                run_id,
+                "RunAutoResumed",
+                lastHeartbeatAtMs=last,
+                staleDurationMs=max(0, tx.now - last),
+            )
+        if run.status != "running":
+            tx.emit(run_id, "RunStatusChanged", status="running")
+    return run
