@@ -32,8 +32,6 @@ logger = logging.getLogger("smithers.engine")
 
 T = TypeVar("T")
 
-# A task abandoned by dead processes this many times is failed rather than retried again.
-MAX_ABANDONED_ATTEMPTS = 3
 PARK_PRIORITY = ("approval", "event", "timer")
 
 
@@ -649,7 +647,6 @@ def _takes_argument(fn: Callable[..., Any]) -> bool:
 
 
 __all__ = [
-    "MAX_ABANDONED_ATTEMPTS",
     "RunDriver",
     "RunLost",
     "SmithersError",

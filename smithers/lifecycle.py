@@ -10,7 +10,6 @@ import os
 import secrets
 from typing import Literal
 
-from .engine import MAX_ABANDONED_ATTEMPTS
 from .errors import SmithersError, run_not_found
 from .ownership import owner_is_dead
 from .store import nodes as nodes_q
@@ -22,6 +21,9 @@ from .store.records import WAITING_STATUSES, RunRecord
 # process on one database must agree on it; SMITHERS_STALE_AFTER_MS changes it (tests
 # shorten it; a deployment may lengthen it).
 STALE_AFTER_MS = int(os.environ.get("SMITHERS_STALE_AFTER_MS") or 30_000)
+
+# A task abandoned by dead processes this many times is failed rather than retried again.
+MAX_ABANDONED_ATTEMPTS = 3
 
 Liveness = Literal["live", "stale", "orphaned"]
 

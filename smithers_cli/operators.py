@@ -8,11 +8,12 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any, TextIO
 
 import anyio
 
-from smithers.errors import SmithersError, UsageError
+from smithers.errors import UsageError
 
 from .progress import LiveView, PlainView
 
@@ -62,43 +63,45 @@ def json_arg(flag: str, text: str | None) -> Any:
 
 
 class DbRuns:
-    """The operator commands, on a database."""
+    """The operator commands on a database, through the run service. Its calls are async:
+    a blocking portal runs them for this synchronous command line."""
 
     def __init__(self, db: str) -> None:
-        from smithers.store.base import open_store
+        from anyio.from_thread import start_blocking_portal
 
-        self.store = open_store(db)
+        from smithers import open_store
+        from smithers.service import RunService
+
+        self._portal = start_blocking_portal()
+        self.portal = self._portal.__enter__()
+        self.service = RunService.for_store(open_store(db))
+
+    def close(self) -> None:
+        self._portal.__exit__(None, None, None)
 
     def list(self, limit: int, status: str | None) -> list[Json]:
-        from smithers.queries import list_runs
-
-        return list_runs(self.store, limit=limit, status=status)
+        return self.portal.call(partial(self.service.list_runs, limit=limit, status=status))
 
     def show(self, run_id: str) -> Json:
-        from smithers.queries import run_view
-
-        view = run_view(self.store, run_id)
-        if view is None:
-            raise SmithersError("RUN_NOT_FOUND", f"run {run_id} not found")
-        return view
+        return self.portal.call(partial(self.service.view, run_id, not_found="RUN_NOT_FOUND"))
 
     def decide(self, run_id: str, node_id: str, approved: bool, **fields: Any) -> Json:
-        from smithers.decisions import decide
-
-        return decide(self.store, run_id, node_id, approved=approved, **fields).to_json()
+        decide = partial(self.service.decide, run_id, node_id, approved=approved, **fields)
+        return self.portal.call(decide).to_json()
 
     def signal(self, run_id: str, name: str, data: Any, correlation_id: str | None) -> Json:
-        from smithers.signals import send_signal
-
-        return send_signal(
-            self.store, run_id, name, data, correlation_id=correlation_id, received_by="cli"
+        send = partial(
+            self.service.signal,
+            run_id,
+            name,
+            data,
+            correlation_id=correlation_id,
+            received_by="cli",
         )
+        return self.portal.call(send)
 
     def cancel(self, run_id: str) -> Json:
-        from smithers.commands import cancel_run
-
-        if cancel_run(self.store, run_id) == "already-terminal":
-            raise SmithersError("RUN_NOT_ACTIVE", f"run {run_id} has already ended")
+        self.portal.call(self.service.cancel, run_id)
         return {"runId": run_id, "status": "cancelled"}
 
     def resume(self, run_id: str) -> Json:
@@ -108,17 +111,14 @@ class DbRuns:
         )
 
     def latest_frame(self, run_id: str) -> Json | None:
-        from smithers.queries import list_frames
-
-        frames = list_frames(self.store, run_id, limit=1)
+        frames = self.portal.call(partial(self.service.frames, run_id, limit=1))
         return json.loads(frames[0]["xmlJson"]) if frames else None
 
     async def follow(self, run_id: str) -> AsyncIterator[Json]:
-        from smithers.subscriptions import subscribe
-
-        self.show(run_id)
-        async for event in subscribe(self.store, run_id, -1):
-            yield {**event.payload, "seq": event.seq}
+        at = await self.service.locate(run_id, "RUN_NOT_FOUND")
+        async for event in self.service.events(at):
+            if event is not None:
+                yield {**event.payload, "seq": event.seq}
 
 
 class ApiRuns:
@@ -151,6 +151,9 @@ class ApiRuns:
 
     def resume(self, run_id: str) -> Json:
         return self.client.resume(run_id)
+
+    def close(self) -> None:
+        self.client.close()
 
     def latest_frame(self, run_id: str) -> Json | None:
         frames = self.client.frames(run_id, limit=1)
@@ -217,6 +220,13 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         else ApiRuns(args.url, args.token or os.environ.get("SMITHERS_API_KEY"))
     )
 
+    try:
+        return _run(backend, args, out)
+    finally:
+        backend.close()
+
+
+def _run(backend: DbRuns | ApiRuns, args: argparse.Namespace, out: TextIO) -> int:
     def emit(data: Any) -> None:
         print(json.dumps(data, indent=2), file=out)
 

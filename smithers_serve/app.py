@@ -11,20 +11,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from smithers import Store
 from smithers.auth import configured_token
 from smithers.definition import SmithersWorkflow
-from smithers.errors import run_not_found
-from smithers.events import Event
 from smithers.metrics import Metrics
-from smithers.queries import run_events, run_view
 from smithers.runtime import Runtime
-from smithers.store.base import Store
+from smithers.service import RunService
 from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import (
+    Endpoint,
     Limits,
-    RunTarget,
     cancel_endpoint,
     decide_endpoint,
     events_endpoint,
@@ -66,18 +64,15 @@ def create_serve_app(
         app_metrics,
         StreamSlots(max_streams, max_streams),
     )
-    target = RunTarget(run_id, store, runtime)
+    service = RunService.for_run(store, run_id, workflow, runtime)
 
-    async def locate(request: Request) -> RunTarget:
-        return target
+    def the_run(request: Request) -> str:
+        return run_id
 
     async def root(request: Request) -> Response:
-        view = await store.run(run_view, store, run_id)
-        if view is None:
-            raise run_not_found(run_id)
-        return JSONResponse(view)
+        return JSONResponse(await service.view(run_id, not_found="RUN_NOT_FOUND"))
 
-    cancel_run = cancel_endpoint(locate)
+    cancel_run = cancel_endpoint(service, the_run)
 
     async def cancel_and_notify(request: Request) -> Response:
         response: Response = await cancel_run(request)
@@ -92,42 +87,20 @@ def create_serve_app(
         if app_metrics is None:
             yield
             return
-        # The run may be older than the app: count its log so far, then what follows.
-        counted = -1
-        held: list[Event] | None = []
-
-        def observe(event: Event) -> None:
-            nonlocal counted
-            if event.run_id != run_id:
-                return
-            if held is not None:
-                held.append(event)
-            elif event.seq > counted:
-                app_metrics.observe_event(event)
-                counted = event.seq
-
-        listener = store.bus.add_listener(observe)
-        try:
-            past = await store.run(run_events, store, run_id)
-            for event in [*past, *(held or [])]:
-                if event.seq > counted:
-                    app_metrics.observe_event(event)
-                    counted = event.seq
-            held = None
+        async with service.feeding(app_metrics):
             yield
-        finally:
-            store.bus.remove_listener(listener)
+
+    def decide(*, approved: bool) -> Endpoint:
+        return decide_endpoint(service, the_run, limits, approved=approved)
 
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/", root, methods=["GET"]),
-        Route("/events", events_endpoint(locate, limits), methods=["GET"]),
-        Route("/frames", frames_endpoint(locate), methods=["GET"]),
-        Route(
-            "/approve/{nodeId}", decide_endpoint(locate, limits, approved=True), methods=["POST"]
-        ),
-        Route("/deny/{nodeId}", decide_endpoint(locate, limits, approved=False), methods=["POST"]),
-        Route("/signals/{signalName}", signal_endpoint(locate, limits), methods=["POST"]),
+        Route("/events", events_endpoint(service, the_run, limits), methods=["GET"]),
+        Route("/frames", frames_endpoint(service, the_run), methods=["GET"]),
+        Route("/approve/{nodeId}", decide(approved=True), methods=["POST"]),
+        Route("/deny/{nodeId}", decide(approved=False), methods=["POST"]),
+        Route("/signals/{signalName}", signal_endpoint(service, the_run, limits), methods=["POST"]),
         Route("/cancel", cancel_and_notify, methods=["POST"]),
     ]
     app = build_app(

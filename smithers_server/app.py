@@ -12,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from smithers import Store
 from smithers.auth import configured_token
 from smithers.host import RunHost
 from smithers.metrics import Metrics
-from smithers.store.base import Store
+from smithers.service import RunService
 from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.responses import JSONResponse
@@ -63,8 +64,9 @@ def create_app(
         load_timeout_s=load_timeout / 1000,
     )
     app_metrics = Metrics() if metrics else None
+    service = RunService.for_host(host)
     ctx = ServerContext(
-        host=host,
+        service=service,
         limits=Limits(
             max_body_bytes=max_body_bytes,
             request_timeout_s=request_timeout / 1000,
@@ -77,23 +79,14 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())
 
-    listeners: list[tuple[Store, object]] = []
-
-    def watch(store: Store) -> None:
-        if app_metrics is not None:
-            listeners.append((store, store.bus.add_listener(app_metrics.observe_event)))
-
-    host.on_open_store = watch
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with host:
-            try:
+            if app_metrics is None:
                 yield
-            finally:
-                for store, listener in listeners:
-                    store.bus.remove_listener(listener)
-                listeners.clear()
+                return
+            async with service.feeding(app_metrics):
+                yield
 
     routes = [
         Route("/health", health, methods=["GET"]),

@@ -6,28 +6,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from smithers import queries
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import decide_endpoint, signal_endpoint
 
-from .context import ServerContext
+from .context import ServerContext, run_id_param
 
 
 def routes(ctx: ServerContext) -> list[Route]:
-    async def approvals(request: Request) -> Response:
-        store = ctx.host.require_server_store()
-        return JSONResponse({"approvals": await store.run(queries.pending_approvals, store)})
+    service = ctx.service
 
-    send_signal = signal_endpoint(ctx.locate, ctx.limits, ctx.workflow_of)
+    async def approvals(request: Request) -> Response:
+        return JSONResponse({"approvals": await service.approvals()})
+
+    send_signal = signal_endpoint(service, run_id_param, ctx.limits)
     return [
         Route(
             "/v1/runs/{runId}/nodes/{nodeId}/approve",
-            decide_endpoint(ctx.locate, ctx.limits, approved=True),
+            decide_endpoint(service, run_id_param, ctx.limits, approved=True),
             methods=["POST"],
         ),
         Route(
             "/v1/runs/{runId}/nodes/{nodeId}/deny",
-            decide_endpoint(ctx.locate, ctx.limits, approved=False),
+            decide_endpoint(service, run_id_param, ctx.limits, approved=False),
             methods=["POST"],
         ),
         Route("/v1/runs/{runId}/signals/{signalName}", send_signal, methods=["POST"]),

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smithers import queries
-from smithers.errors import SmithersError, run_not_found
+from smithers.errors import SmithersError
 from smithers.web.params import body_field, invalid, query_int, query_text
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import cancel_endpoint, events_endpoint, frames_endpoint
@@ -28,7 +28,7 @@ def _config(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def routes(ctx: ServerContext) -> list[Route]:
-    host = ctx.host
+    service = ctx.service
 
     async def start_run(request: Request) -> Response:
         body = await ctx.limits.body(request)
@@ -47,19 +47,18 @@ def routes(ctx: ServerContext) -> list[Route]:
             raise invalid("runId", "runId must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
         if resume and run_id is None:
             raise SmithersError("RUN_ID_REQUIRED", "resume needs a runId")
-        workflow = await host.load(path)
         if resume:
             assert run_id is not None
-            if await host.resume(run_id, workflow) == "running":
+            if await service.resume(run_id, path, load_first=True) == "running":
                 raise SmithersError(
                     "RUN_IN_PROGRESS", f"run {run_id!r} is running", {"runId": run_id}
                 )
             return JSONResponse({"runId": run_id})
-        started = await host.start(workflow, input=run_input, run_id=run_id, config=config)
+        started = await service.start(path, input=run_input, run_id=run_id, config=config)
         return JSONResponse({"runId": started})
 
     async def list_runs(request: Request) -> Response:
-        store = host.require_server_store()
+        service.require_run_list()
         limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
         assert limit is not None
         status = query_text(request.query_params, "status")
@@ -68,32 +67,20 @@ def routes(ctx: ServerContext) -> list[Route]:
                 "status", f"status must be one of {', '.join(sorted(queries.RUN_STATUSES))}"
             )
         workflow = query_text(request.query_params, "workflow")
-        found = await store.run(
-            queries.list_runs,
-            store,
-            limit=limit,
-            status=status,
-            workflow=workflow,
-            root=host.root_dir,
-        )
+        found = await service.list_runs(limit=limit, status=status, workflow=workflow)
         return JSONResponse({"runs": found})
 
     async def runs_collection(request: Request) -> Response:
         return await (start_run if request.method == "POST" else list_runs)(request)
 
     async def get_run(request: Request) -> Response:
-        run_id = run_id_param(request)
-        view = await host.call(host.view, run_id)
-        if view is None:
-            raise run_not_found(run_id, "NOT_FOUND")
-        return JSONResponse(view)
+        return JSONResponse(await service.view(run_id_param(request)))
 
     async def resume_run(request: Request) -> Response:
         body = await ctx.limits.body(request)
         path = body_field(body, "workflowPath", str)
-        run_id = (await ctx.locate(request, "RUN_NOT_FOUND")).run_id
-        workflow = await host.load(path) if path else None
-        if await host.resume(run_id, workflow) == "running":
+        run_id = run_id_param(request, "RUN_NOT_FOUND")
+        if await service.resume(run_id, path) == "running":
             return JSONResponse({"runId": run_id, "status": "running"})
         return JSONResponse({"runId": run_id})
 
@@ -101,7 +88,11 @@ def routes(ctx: ServerContext) -> list[Route]:
         Route("/v1/runs", runs_collection, methods=["GET", "POST"]),
         Route("/v1/runs/{runId}", get_run, methods=["GET"]),
         Route("/v1/runs/{runId}/resume", resume_run, methods=["POST"]),
-        Route("/v1/runs/{runId}/cancel", cancel_endpoint(ctx.locate), methods=["POST"]),
-        Route("/v1/runs/{runId}/events", events_endpoint(ctx.locate, ctx.limits), methods=["GET"]),
-        Route("/v1/runs/{runId}/frames", frames_endpoint(ctx.locate), methods=["GET"]),
+        Route("/v1/runs/{runId}/cancel", cancel_endpoint(service, run_id_param), methods=["POST"]),
+        Route(
+            "/v1/runs/{runId}/events",
+            events_endpoint(service, run_id_param, ctx.limits),
+            methods=["GET"],
+        ),
+        Route("/v1/runs/{runId}/frames", frames_endpoint(service, run_id_param), methods=["GET"]),
     ]

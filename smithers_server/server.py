@@ -12,8 +12,8 @@ from typing import Any, ParamSpec
 import uvicorn
 from sqlalchemy.engine import Engine
 
+from smithers import Store
 from smithers.auth import configured_token
-from smithers.store.base import Store
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.serving import ServerHandle, check_bind, serve_in_thread, uvicorn_config
 

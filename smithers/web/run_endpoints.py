@@ -1,8 +1,8 @@
 """Endpoints on one run, shared by the server (run from the path) and the serve app
 (its one run): cancel, events, frames, approve, deny, signal.
 
-Each builder takes `locate(request) -> RunTarget`, which says which run and store a
-request is about, and the app's `Limits`.
+Each builder takes the app's `RunService`, `run_id_of(request)` (which run a request is
+about) and, where a body or stream is involved, the app's `Limits`.
 """
 
 from __future__ import annotations
@@ -14,24 +14,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import commands, decisions, queries, signals
-from ..definition import SmithersWorkflow
-from ..errors import SmithersError
 from ..metrics import Metrics
-from ..runtime import Runtime
-from ..store.base import Store
-from ..subscriptions import subscribe
+from ..service import RunService
 from .body import read_json_object
 from .params import body_field, invalid, path_name, query_int
 from .responses import JSONResponse
 from .sse import EventStreamResponse, StreamSlots
-
-
-@dataclass(frozen=True)
-class RunTarget:
-    run_id: str
-    store: Store
-    runtime: Runtime | None
 
 
 @dataclass(frozen=True)
@@ -46,28 +34,22 @@ class Limits:
         return await read_json_object(request, self.max_body_bytes, self.request_timeout_s)
 
 
-Locate = Callable[[Request], Awaitable[RunTarget]]
+RunIdOf = Callable[[Request], str]
 Endpoint = Callable[[Request], Awaitable[Any]]
 
 
-def cancel_endpoint(locate: Locate) -> Endpoint:
+def cancel_endpoint(service: RunService, run_id_of: RunIdOf) -> Endpoint:
     async def cancel(request: Request) -> Response:
-        target = await locate(request)
-        status = await target.store.run(commands.cancel_run, target.store, target.run_id)
-        if status == "already-terminal":
-            raise SmithersError(
-                "RUN_NOT_ACTIVE",
-                f"run {target.run_id!r} has already ended",
-                {"runId": target.run_id},
-            )
-        return JSONResponse({"runId": target.run_id, "status": "cancelled"})
+        at = await service.locate(run_id_of(request))
+        await service.cancel(at)
+        return JSONResponse({"runId": at.run_id, "status": "cancelled"})
 
     return cancel
 
 
-def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
+def events_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> Endpoint:
     async def events(request: Request) -> EventStreamResponse:
-        target = await locate(request)
+        target = await service.locate(run_id_of(request))
         after = query_int(request.query_params, "afterSeq", -1)
         last_id = query_int(
             {"Last-Event-ID": request.headers.get("last-event-id")}, "Last-Event-ID", None
@@ -76,7 +58,6 @@ def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
         if last_id is not None:
             after = max(after, last_id)
         give_back = limits.streams.take(target.run_id)
-        runtime = target.runtime
         metrics = limits.metrics
         if metrics:
             metrics.sse_subscribers.inc()
@@ -87,48 +68,39 @@ def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
                 metrics.sse_subscribers.dec()
 
         return EventStreamResponse(
-            subscribe(
-                target.store,
-                target.run_id,
-                after,
-                is_local=(lambda: runtime.is_live(target.run_id)) if runtime else None,
-                idle=limits.keepalive_s,
-            ),
+            service.events(target, after, idle=limits.keepalive_s),
             on_close=close,
         )
 
     return events
 
 
-def frames_endpoint(locate: Locate) -> Endpoint:
+def frames_endpoint(service: RunService, run_id_of: RunIdOf) -> Endpoint:
     async def frames(request: Request) -> Response:
-        target = await locate(request)
+        at = await service.locate(run_id_of(request))
         limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
         after = query_int(request.query_params, "afterFrameNo", None)
         assert limit is not None
-        found = await target.store.run(
-            queries.list_frames, target.store, target.run_id, limit=limit, after_frame_no=after
-        )
-        return JSONResponse(found)
+        return JSONResponse(await service.frames(at, limit=limit, after_frame_no=after))
 
     return frames
 
 
-def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoint:
+def decide_endpoint(
+    service: RunService, run_id_of: RunIdOf, limits: Limits, *, approved: bool
+) -> Endpoint:
     """approve / deny. No caller identity is passed: these apps know one shared token, not
     who holds it, so an approval's `allowed_users` / `allowed_scopes` are not checked here."""
 
     async def decide(request: Request) -> Response:
-        target = await locate(request)
+        at = await service.locate(run_id_of(request))
         node_id = path_name(request.path_params, "nodeId")
         body = await limits.body(request)
         iteration = body_field(body, "iteration", int, 0)
         if iteration is None or iteration < 0:
             raise invalid("iteration", "iteration must be >= 0")
-        decision = await target.store.run(
-            decisions.decide,
-            target.store,
-            target.run_id,
+        decision = await service.decide(
+            at,
             node_id,
             approved=approved,
             iteration=iteration,
@@ -141,33 +113,21 @@ def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoi
     return decide
 
 
-WorkflowOf = Callable[[RunTarget], Awaitable[SmithersWorkflow | None]]
-
-
-def signal_endpoint(
-    locate: Locate, limits: Limits, workflow_of: WorkflowOf | None = None
-) -> Endpoint:
-    """Deliver a signal; `workflow_of` finds the run's workflow so its payload model is
-    checked on arrival (without it, the version this process has loaded, if any)."""
-
+def signal_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> Endpoint:
     async def send_signal(request: Request) -> Response:
-        target = await locate(request)
+        at = await service.locate(run_id_of(request))
         name = path_name(request.path_params, "signalName")
         if not name.strip():
             raise invalid("signalName", "signal name must not be blank")
         body = await limits.body(request)
         correlation_id = body_field(body, "correlationId", str)
         received_by = body_field(body, "receivedBy", str)
-        workflow = await workflow_of(target) if workflow_of is not None else None
-        sent = await target.store.run(
-            signals.send_signal,
-            target.store,
-            target.run_id,
+        sent = await service.signal(
+            at,
             name,
             body.get("data", {}),
             correlation_id=correlation_id,
             received_by=received_by,
-            workflow=workflow,
         )
         return JSONResponse(sent)
 

@@ -1,0 +1,365 @@
+"""RunService: what every surface calls (the REST server, the serve app, the CLI's `--db`
+commands, the Gateway), and nothing below it.
+
+It finds the store a run lives in, runs store work the way each database wants it (inline
+on SQLite, in a worker thread on PostgreSQL: `Store.run`), turns "no such run" and the
+like into `SmithersError`s with the spec's codes, checks what the caller may do (an
+approval's `allowed_users` / `allowed_scopes` against the `Principal`, when one is known)
+and feeds the app's metrics from the event log. The web layer parses and answers HTTP; the
+core below it knows no surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import commands, decisions, queries, signals, timetravel
+from .definition import SmithersWorkflow
+from .errors import SmithersError, run_not_found
+from .events import Event
+from .host import RunHost
+from .metrics import Metrics
+from .principal import Principal
+from .runtime import Runtime
+from .store.base import Store
+from .subscriptions import subscribe
+
+__all__ = ["Located", "OneRun", "RunService", "StoreRuns"]
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a run lives: its store, and the runtime of this process on that store."""
+
+    run_id: str
+    store: Store
+    runtime: Runtime | None
+
+
+class Runs(Protocol):
+    """How a service finds runs: every run of a host, or the one run of a serve app."""
+
+    async def locate(self, run_id: str) -> Located | None: ...
+
+    async def workflow_of(self, located: Located) -> SmithersWorkflow | None: ...
+
+    def stores(self) -> list[Store]: ...
+
+
+class HostRuns:
+    """The runs of a `RunHost`: any of its databases."""
+
+    def __init__(self, host: RunHost) -> None:
+        self.host = host
+
+    async def locate(self, run_id: str) -> Located | None:
+        store = await self.host.call(self.host.locate, run_id)
+        return None if store is None else Located(run_id, store, self.host.runtime(store))
+
+    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
+        run = await located.store.run(queries.get_run, located.store, located.run_id)
+        return None if run is None else await self.host.workflow_of(run)
+
+    def stores(self) -> list[Store]:
+        return self.host.stores()
+
+
+class StoreRuns:
+    """Every run of one database, driven by no runtime here (the CLI's `--db` commands).
+    Signal payloads are checked when consumed: no workflow is loaded here."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def locate(self, run_id: str) -> Located | None:
+        run = await self.store.run(queries.get_run, self.store, run_id)
+        return None if run is None else Located(run_id, self.store, None)
+
+    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
+        return None
+
+    def stores(self) -> list[Store]:
+        return [self.store]
+
+
+class OneRun:
+    """The one run of a serve app, driven by `runtime` (when given) in this process."""
+
+    def __init__(
+        self, store: Store, run_id: str, workflow: SmithersWorkflow, runtime: Runtime | None
+    ) -> None:
+        self.located = Located(run_id, store, runtime)
+        self.workflow = workflow
+
+    async def locate(self, run_id: str) -> Located | None:
+        return self.located if run_id == self.located.run_id else None
+
+    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
+        return self.workflow
+
+    def stores(self) -> list[Store]:
+        return [self.located.store]
+
+
+class RunService:
+    """Use `RunService.for_host(host)` (many workflows) or `RunService.for_run(...)`."""
+
+    def __init__(self, runs: Runs, host: RunHost | None = None) -> None:
+        self.runs = runs
+        self.host = host
+
+    @classmethod
+    def for_host(cls, host: RunHost) -> RunService:
+        return cls(HostRuns(host), host)
+
+    @classmethod
+    def for_store(cls, store: Store) -> RunService:
+        return cls(StoreRuns(store))
+
+    @classmethod
+    def for_run(
+        cls,
+        store: Store,
+        run_id: str,
+        workflow: SmithersWorkflow,
+        runtime: Runtime | None = None,
+    ) -> RunService:
+        return cls(OneRun(store, run_id, workflow, runtime))
+
+    # -- finding runs ----------------------------------------------------------------------
+
+    async def locate(self, run_id: str, not_found: str = "NOT_FOUND") -> Located:
+        """The run's store and runtime; `not_found` is the code when there is no such run
+        (the spec says NOT_FOUND on most routes, RUN_NOT_FOUND on resume)."""
+        found = None if "\x00" in run_id else await self.runs.locate(run_id)
+        if found is None:
+            raise run_not_found(run_id, not_found)
+        return found
+
+    async def _at(self, run: str | Located) -> Located:
+        return run if isinstance(run, Located) else await self.locate(run)
+
+    def _host(self) -> RunHost:
+        if self.host is None:
+            raise SmithersError("INVALID_REQUEST", "this surface serves a single run")
+        return self.host
+
+    # -- starting and resuming -------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow_path: str,
+        *,
+        input: dict[str, Any],
+        run_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        principal: Principal | None = None,
+    ) -> str:
+        host = self._host()
+        workflow = await host.load(workflow_path)
+        auth = None if principal is None else principal.to_auth()
+        return await host.start(workflow, input=input, run_id=run_id, config=config, auth=auth)
+
+    async def resume(
+        self, run_id: str, workflow_path: str | None = None, *, load_first: bool = False
+    ) -> str:
+        """`"resumed"`, or `"running"` when a live process drives it already. The workflow
+        is the one the run recorded; `workflow_path` must name that file (else
+        WORKFLOW_MISMATCH). `load_first`: a bad workflow file is reported before an unknown
+        run (the order of `POST /v1/runs` with `resume`)."""
+        host = self._host()
+        workflow = await host.load(workflow_path) if workflow_path and load_first else None
+        await self.locate(run_id, "RUN_NOT_FOUND")
+        if workflow_path and workflow is None:
+            workflow = await host.load(workflow_path)
+        return await host.resume(run_id, workflow)
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def cancel(self, run: str | Located) -> None:
+        """Cancel a run; RUN_NOT_ACTIVE when it has ended already."""
+        at = await self._at(run)
+        run_id = at.run_id
+        if await at.store.run(commands.cancel_run, at.store, run_id) == "already-terminal":
+            raise SmithersError(
+                "RUN_NOT_ACTIVE", f"run {run_id!r} has already ended", {"runId": run_id}
+            )
+
+    async def pause(self, run: str | Located) -> str:
+        at = await self._at(run)
+        run_id = at.run_id
+        return await at.store.run(commands.pause_run, at.store, run_id)
+
+    async def decide(
+        self,
+        run: str | Located,
+        node_id: str,
+        *,
+        approved: bool,
+        iteration: int = 0,
+        note: str | None = None,
+        decided_by: str | None = None,
+        decision: dict[str, Any] | None = None,
+        principal: Principal | None = None,
+    ) -> decisions.Decision:
+        """Approve or deny; the approval's `allowed_users` / `allowed_scopes` hold when the
+        caller is known (`principal`)."""
+        at = await self._at(run)
+        run_id = at.run_id
+        return await at.store.run(
+            decisions.decide,
+            at.store,
+            run_id,
+            node_id,
+            approved=approved,
+            iteration=iteration,
+            note=note,
+            decided_by=decided_by,
+            decision=decision,
+            caller=principal,
+        )
+
+    async def signal(
+        self,
+        run: str | Located,
+        name: str,
+        data: Any = None,
+        *,
+        correlation_id: str | None = None,
+        received_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Deliver a signal, its payload checked against the model of the node that will
+        consume it (the run's workflow is found as a resume would find it)."""
+        at = await self._at(run)
+        run_id = at.run_id
+        workflow = await self.runs.workflow_of(at)
+        return await at.store.run(
+            signals.send_signal,
+            at.store,
+            run_id,
+            name,
+            data,
+            correlation_id=correlation_id,
+            received_by=received_by,
+            workflow=workflow,
+        )
+
+    async def rewind(self, run: str | Located, frame_no: int, *, caller: str | None = None) -> int:
+        at = await self._at(run)
+        run_id = at.run_id
+        return await at.store.run(timetravel.rewind_run, at.store, run_id, frame_no, caller)
+
+    async def fork(self, run: str | Located, frame_no: int, new_run_id: str | None = None) -> str:
+        at = await self._at(run)
+        run_id = at.run_id
+        return await at.store.run(timetravel.fork_run, at.store, run_id, frame_no, new_run_id)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def view(self, run_id: str, *, not_found: str = "NOT_FOUND") -> dict[str, Any]:
+        """The run's status and node summary (`not_found`: the code for no such run)."""
+        at = await self.locate(run_id, not_found)
+        found = await at.store.run(queries.run_view, at.store, run_id)
+        if found is None:
+            raise run_not_found(run_id, not_found)
+        return found
+
+    def require_run_list(self) -> Store:
+        """The database runs and approvals are listed from: the server's own
+        (DB_NOT_CONFIGURED without one), or the one database of a store service."""
+        if self.host is not None:
+            return self.host.require_server_store()
+        stores = self.runs.stores()
+        if len(stores) != 1:
+            raise SmithersError("DB_NOT_CONFIGURED", "no database to list runs from")
+        return stores[0]
+
+    async def list_runs(
+        self, *, limit: int = 50, status: str | None = None, workflow: str | None = None
+    ) -> list[dict[str, Any]]:
+        store = self.require_run_list()
+        root = self.host.root_dir if self.host is not None else None
+        return await store.run(
+            queries.list_runs, store, limit=limit, status=status, workflow=workflow, root=root
+        )
+
+    async def approvals(self) -> list[dict[str, Any]]:
+        store = self.require_run_list()
+        return await store.run(queries.pending_approvals, store)
+
+    async def frames(
+        self, run: str | Located, *, limit: int = 50, after_frame_no: int | None = None
+    ) -> list[dict[str, Any]]:
+        at = await self._at(run)
+        run_id = at.run_id
+        return await at.store.run(
+            queries.list_frames, at.store, run_id, limit=limit, after_frame_no=after_frame_no
+        )
+
+    async def outputs(self, run: str | Located) -> dict[str, Any]:
+        at = await self._at(run)
+        run_id = at.run_id
+        return await at.store.run(queries.run_outputs, at.store, run_id)
+
+    def events(
+        self, at: Located, after_seq: int = -1, *, idle: float | None = None
+    ) -> AsyncIterator[Event | None]:
+        """The run's events after `after_seq`, then live ones, until it ends (with `idle`,
+        a None after that many quiet seconds). Pushed when this process drives the run."""
+        runtime = at.runtime
+        return subscribe(
+            at.store,
+            at.run_id,
+            after_seq,
+            is_local=(lambda: runtime.is_live(at.run_id)) if runtime else None,
+            idle=idle,
+        )
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def feeding(self, metrics: Metrics) -> AsyncIterator[None]:
+        """Feed `metrics` from the event log while the block runs: every store's events
+        (stores that open later included); for one run, its log so far first, each event
+        counted once."""
+        tokens: list[tuple[Store, object]] = []
+        one = self.runs.located if isinstance(self.runs, OneRun) else None
+        counted = -1
+        held: list[Event] | None = [] if one is not None else None
+
+        def observe(event: Event) -> None:
+            nonlocal counted
+            if one is None:
+                metrics.observe_event(event)
+            elif event.run_id != one.run_id:
+                return
+            elif held is not None:
+                held.append(event)
+            elif event.seq > counted:
+                metrics.observe_event(event)
+                counted = event.seq
+
+        def watch(store: Store) -> None:
+            tokens.append((store, store.bus.add_listener(observe)))
+
+        for store in self.runs.stores():
+            watch(store)
+        if self.host is not None:
+            self.host.on_open_store = watch
+        try:
+            if one is not None:
+                past = await one.store.run(queries.run_events, one.store, one.run_id)
+                for event in [*past, *(held or [])]:
+                    if event.seq > counted:
+                        metrics.observe_event(event)
+                        counted = event.seq
+                held = None
+            yield
+        finally:
+            if self.host is not None:
+                self.host.on_open_store = None
+            for store, token in tokens:
+                store.bus.remove_listener(token)
