@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,20 +41,42 @@ def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["XDG_STATE_HOME"] = before
 
 
-@pytest.fixture(scope="module")
-def pg_schema_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a schema made for this test module."""
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a new schema, dropped afterwards."""
     schema = "t_" + secrets.token_hex(6)
     admin = sa.create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     admin.dispose()
     sep = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        admin = sa.create_engine(POSTGRES_URL)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a schema made for this test module."""
+    with pg_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def new_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes empty databases of one backend, each call a new one (a file, or a schema)."""
+    with ExitStack() as stack:
+
+        def new() -> str:
+            if request.param == "sqlite":
+                return f"sqlite:///{tmp_path / f'smithers-{secrets.token_hex(4)}.db'}"
+            return stack.enter_context(pg_schema())
+
+        yield new
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -27,7 +27,8 @@ from sqlalchemy.engine import Connection, Engine
 from ..clock import now_ms
 from ..errors import SmithersError
 from ..events import Event, EventBus, make_payload
-from . import outputs, schema, statements
+from . import outputs, statements
+from .migrations import MIGRATIONS, Migration, migrate, schema_version
 from .schema import runs
 
 T = TypeVar("T")
@@ -131,23 +132,20 @@ class Store:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def ensure_tables(self) -> None:
-        """Create the tables once, even when several processes open a new database at once:
-        the DDL runs in a write transaction (SQLite's write lock, PostgreSQL's advisory
-        lock), so a second process waits, then finds the tables there."""
+    def ensure_tables(self, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+        """Bring the database to the latest schema version (see `migrations`).
+
+        A database already there costs one read. Otherwise the migrations run in one write
+        transaction (SQLite's write lock, PostgreSQL's advisory lock): when several
+        processes open a new or older database at once, one migrates and the others wait,
+        then find it migrated. A newer database is refused (`SCHEMA_TOO_NEW`).
+        """
+        with self.read() as conn:
+            if schema_version(conn) == len(migrations):
+                return
         with self._ddl_lock, self.write() as tx:
-            if self.dialect == "postgresql":
-                tx.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7370501)")
-            schema.metadata.create_all(tx.conn, checkfirst=True)
-            found = tx.conn.execute(
-                sa.select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-            ).scalar_one_or_none()
-            if found is None:
-                tx.conn.execute(
-                    sa.insert(schema.meta).values(
-                        key="schema_version", value=str(schema.SCHEMA_VERSION)
-                    )
-                )
+            self._lock_ddl(tx.conn)
+            migrate(tx.conn, migrations)
 
     def ensure_output_tables(self, models: dict[str, type[BaseModel]]) -> None:
         """Create (or widen) the output table of each model, once per process and model.
@@ -159,8 +157,7 @@ class Store:
         if all(self.output_models.get(k) is m for k, m in models.items()):
             return
         with self._ddl_lock, self.write() as tx:
-            if self.dialect == "postgresql":
-                tx.conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7370501)")
+            self._lock_ddl(tx.conn)
             for key, model in models.items():
                 if self.output_models.get(key) is model:
                     continue
@@ -168,6 +165,12 @@ class Store:
                     tx.conn, self.output_metadata, key, model
                 )
                 self.output_models[key] = model
+
+    def _lock_ddl(self, conn: Connection) -> None:
+        """Keep other processes' DDL out until this transaction ends (SQLite's write
+        transaction already does)."""
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7370501)")
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -260,10 +263,15 @@ def create_db_engine(url: str) -> Engine:
 
 
 def open_store(db: str | Engine | Store, *, bus: EventBus | None = None) -> Store:
-    """Open (and create the tables of) a store from a URL, a path or an Engine."""
+    """Open a store from a URL, a path or an Engine, migrating its schema (see
+    `Store.ensure_tables`)."""
     if isinstance(db, Store):
         return db
     engine = db if isinstance(db, Engine) else create_db_engine(db)
     store = Store(engine, bus=bus)
-    store.ensure_tables()
+    try:
+        store.ensure_tables()
+    except BaseException:
+        store.close()
+        raise
     return store

@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-TERMINAL_STATUSES = frozenset({"finished", "failed", "cancelled"})
-WAITING_STATUSES = frozenset({"waiting-approval", "waiting-event", "waiting-timer"})
+# Re-exported: modules that read run rows test their status against these.
+from ..states import TERMINAL_STATUSES as TERMINAL_STATUSES
+from ..states import WAITING_STATUSES as WAITING_STATUSES
 
 
 def loads(text: str | None) -> Any:

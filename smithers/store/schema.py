@@ -1,10 +1,12 @@
-"""The SQLAlchemy Core tables of the store (one schema for SQLite and PostgreSQL)."""
+"""The SQLAlchemy Core tables of the store (one schema for SQLite and PostgreSQL).
+
+These describe the latest schema version, for queries; `migrations` creates and upgrades
+the tables in a database.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-
-SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
 
@@ -153,6 +155,32 @@ cron = sa.Table(
     sa.Column("last_run_at_ms", BigInt),
     sa.Column("next_run_at_ms", BigInt),
     sa.Column("error_json", sa.Text),
+)
+
+# Schema version 2. The Gateway's `launchRun` returns the first run for an idempotency key
+# reused within 24 h: the key's row is inserted in the transaction that creates the run, so
+# of two launches racing with one key, one inserts and the other finds the row. Keys are
+# per scope (the caller), so one caller's key never answers another's launch.
+idempotency_keys = sa.Table(
+    "_smithers_idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(256), primary_key=True),
+    sa.Column("idempotency_key", sa.String(256), primary_key=True),
+    sa.Column("run_id", sa.String(128), nullable=False),
+    sa.Column("created_at_ms", BigInt, nullable=False),
+    sa.Index("ix_smithers_idempotency_keys_created", "created_at_ms"),
+)
+
+# Schema version 3. A webhook delivery id is recorded when the delivery is first handled;
+# a replay, to this Gateway or another on the same database, finds the row (or fails to
+# insert it) and is answered `"duplicate": true` with nothing done.
+webhook_deliveries = sa.Table(
+    "_smithers_webhook_deliveries",
+    metadata,
+    sa.Column("webhook_key", sa.String(256), primary_key=True),
+    sa.Column("delivery_id", sa.String(256), primary_key=True),
+    sa.Column("received_at_ms", BigInt, nullable=False),
+    sa.Index("ix_smithers_webhook_deliveries_received", "received_at_ms"),
 )
 
 RESERVED_COLUMNS = frozenset({"run_id", "node_id", "iteration"})
