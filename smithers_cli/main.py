@@ -96,6 +96,7 @@ def _runs(args: argparse.Namespace) -> int:
 def _server(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from smithers import open_store
     from smithers.auth import configured_token
     from smithers.host import default_db_path
     from smithers_server.server import server_config
@@ -103,6 +104,10 @@ def _server(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.is_dir():
         raise UsageError(f"--root {args.root} is not a directory")
+    if args.db:
+        # Open (and migrate) the database now: a refusal (say, a schema newer than this
+        # version) is one line here, not a traceback from inside the server's start-up.
+        open_store(args.db).close()
     config = server_config(
         port=args.port,
         host=args.host,
