@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .engine import MAX_ABANDONED_ATTEMPTS
+from .engine import MAX_ABANDONED_ATTEMPTS, validate_output
 from .errors import SmithersError, validation_errors
 from .loader import loaded_version
 from .ownership import owner_is_dead
 from .principal import Principal
-from .render import validate_output
 from .store import nodes as nodes_q
 from .store import runs as runs_q
 from .store import schema
