@@ -13,29 +13,30 @@ from ..store.records import SignalRecord
 
 
 @dataclass(frozen=True, slots=True)
-class Pending:
-    """A node reached for the first time: its row, as pending."""
+class NodeAction:
+    """What every action names: the node and its iteration."""
 
     node_id: str
     iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pending(NodeAction):
+    """A node reached for the first time: its row, as pending."""
+
     label: str | None = None
     output_table: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Skip:
+class Skip(NodeAction):
     """A task whose `skip_if` holds."""
-
-    node_id: str
-    iteration: int
 
 
 @dataclass(frozen=True, slots=True)
-class RequestApproval:
+class RequestApproval(NodeAction):
     """Ask for a decision: an `Approval` node (`gate=False`) or a task's `needs_approval`."""
 
-    node_id: str
-    iteration: int
     request: dict[str, Any]
     gate: bool
     on_deny: str
@@ -44,20 +45,16 @@ class RequestApproval:
 
 
 @dataclass(frozen=True, slots=True)
-class ApprovalOutput:
+class ApprovalOutput(NodeAction):
     """Write an approved approval's decision to its output table."""
 
-    node_id: str
-    iteration: int
     output: OutputRef
 
 
 @dataclass(frozen=True, slots=True)
-class WaitEvent:
+class WaitEvent(NodeAction):
     """A signal node starts waiting for its signal (until `fires_at`, when it has a timeout)."""
 
-    node_id: str
-    iteration: int
     signal: str
     correlation_id: str | None = None
     fires_at: int | None = None
@@ -65,45 +62,38 @@ class WaitEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class ConsumeSignal:
+class ConsumeSignal(NodeAction):
     """A signal node takes a delivered signal (and writes its data to its output)."""
 
-    node_id: str
-    iteration: int
     signal: SignalRecord
     output: OutputRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class SignalTimeout:
+class SignalTimeout(NodeAction):
     """A signal node's time ran out."""
 
-    node_id: str
-    iteration: int
     on_timeout: Literal["fail", "skip", "continue"]
 
 
 @dataclass(frozen=True, slots=True)
-class StartTimer:
-    node_id: str
-    iteration: int
+class StartTimer(NodeAction):
+    """A timer starts: it fires at `fires_at`."""
+
     fires_at: int
     label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class FireTimer:
-    node_id: str
-    iteration: int
+class FireTimer(NodeAction):
+    """A due timer fires."""
+
     fires_at: int
 
 
 @dataclass(frozen=True, slots=True)
-class AdvanceLoop:
+class AdvanceLoop(NodeAction):
     """A loop starts its next iteration (`iteration` is the new one)."""
-
-    node_id: str
-    iteration: int
 
 
 Action: TypeAlias = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -50,28 +51,18 @@ def start_attempt(tx: Tx, run_id: str, ready: ReadyTask, attempt: int, frame_no:
     tx.emit(run_id, "NodeStarted", nodeId=ready.task.id, iteration=ready.iteration, attempt=attempt)
 
 
+@dataclass
 class Attempts:
     """Runs the tasks of one run owned by `owner_id`, each through its attempts."""
 
-    def __init__(
-        self,
-        store: Store,
-        run_id: str,
-        owner_id: str,
-        *,
-        outputs: OutputCache,
-        frame_no: Callable[[], int],
-        root_dir: str,
-        allow_network: bool,
-    ) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.owner_id = owner_id
-        self.outputs = outputs
-        self.frame_no = frame_no
-        self.root_dir = root_dir
-        self.allow_network = allow_network
-        self.contexts: set[TaskContext] = set()
+    store: Store
+    run_id: str
+    owner_id: str
+    outputs: OutputCache  # the driver's cache: outputs written here are added to it
+    frame_no: Callable[[], int]  # the frame new attempts start in
+    root_dir: str
+    allow_network: bool
+    contexts: set[TaskContext] = field(default_factory=set)
 
     def cancel(self) -> None:
         """Tell the tools of running tasks to stop."""

@@ -98,9 +98,9 @@ class RunDriver:
         self._wake = asyncio.Event()
         self._scope: anyio.CancelScope | None = None
         self.attempts = Attempts(
-            self.store,
-            run_id,
-            self.owner_id,
+            store=self.store,
+            run_id=run_id,
+            owner_id=self.owner_id,
             outputs=self.outputs,
             frame_no=lambda: self.frame_no,
             root_dir=runtime.root_dir,

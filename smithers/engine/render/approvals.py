@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from ...nodes import Approval
 from ..actions import ApprovalOutput, RequestApproval
-from .walk import DONE_STATES, Frame, Walk, Walked, element, props
+from .walk import Frame, Walk, Walked, element, props
 
 
 def walk_approval(w: Walk, node: Approval, iteration: int, reachable: bool) -> Walked:
-    w.uses.add("approvals")
-    w.claim_id(node.id)
-    key = (node.id, iteration)
+    key = w.enter(node.id, iteration, "approvals")
     output = w.workflow.resolve_output(node.output)
     node_props = props(
         id=node.id,
@@ -34,12 +32,9 @@ def walk_approval(w: Walk, node: Approval, iteration: int, reachable: bool) -> W
         done, children = w.sequence(node.child_nodes(), iteration, reachable)
         return done, element(node, node_props, children)
     frame = element(node, node_props, children)
-    if state in DONE_STATES:
-        return True, frame
-    if state == "failed":
-        return w.failed(key), frame
-    if not reachable or state == "cancelled":
-        return False, frame
+    settled = w.settled(key, state, reachable)
+    if settled is not None:
+        return settled, frame
     if approval is None:
         auto = node.auto_approve() if callable(node.auto_approve) else bool(node.auto_approve)
         request = {

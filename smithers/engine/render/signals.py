@@ -7,13 +7,11 @@ from typing import Any
 from ...nodes import Node, Signal, flatten
 from ...store.records import SignalRecord
 from ..actions import ConsumeSignal, SignalTimeout, WaitEvent
-from .walk import DONE_STATES, Frame, Walk, Walked, element, props
+from .walk import Frame, Walk, Walked, element, props
 
 
 def walk_signal(w: Walk, node: Signal, iteration: int, reachable: bool) -> Walked:
-    w.uses.add("signals")
-    w.claim_id(node.id)
-    key = (node.id, iteration)
+    key = w.enter(node.id, iteration, "signals")
     output = w.workflow.resolve_output(node.output)
     node_props = props(
         id=node.id,
@@ -36,12 +34,9 @@ def walk_signal(w: Walk, node: Signal, iteration: int, reachable: bool) -> Walke
             done, children = w.sequence(_children(node, data), iteration, reachable)
         return done, element(node, node_props, children)
     frame = element(node, node_props, children)
-    if state in DONE_STATES:
-        return True, frame
-    if state == "failed":
-        return w.failed(key), frame
-    if not reachable or state == "cancelled":
-        return False, frame
+    settled = w.settled(key, state, reachable)
+    if settled is not None:
+        return settled, frame
     match = _find_signal(w, node)
     if match is not None:
         w.claimed_signals.add(match.seq)

@@ -5,14 +5,11 @@ from __future__ import annotations
 from ...nodes import Task
 from ..actions import RequestApproval, Skip
 from ..plan import ReadyTask
-from .walk import DONE_STATES, Walk, Walked, element, props
+from .walk import Walk, Walked, element, props
 
 
 def walk_task(w: Walk, node: Task, iteration: int, reachable: bool) -> Walked:
-    if node.needs_approval:
-        w.uses.add("approvals")
-    w.claim_id(node.id)
-    key = (node.id, iteration)
+    key = w.enter(node.id, iteration, "approvals" if node.needs_approval else None)
     output = w.workflow.resolve_output(node.output)
     frame = element(
         node,
@@ -39,12 +36,9 @@ def walk_task(w: Walk, node: Task, iteration: int, reachable: bool) -> Walked:
         }
     )
     state = w.state(key)
-    if state in DONE_STATES:
-        return True, frame
-    if state == "failed":
-        return w.failed(key, node.continue_on_fail), frame
-    if not reachable or state == "cancelled":
-        return False, frame
+    settled = w.settled(key, state, reachable, node.continue_on_fail)
+    if settled is not None:
+        return settled, frame
     w.mounted.append(node.id)
     if state == "in-progress":
         w.plan.running += 1

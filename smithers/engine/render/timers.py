@@ -9,8 +9,7 @@ from .walk import DONE_STATES, Walk, Walked, element, props
 
 
 def walk_timer(w: Walk, node: Timer, iteration: int, reachable: bool) -> Walked:
-    w.claim_id(node.id)
-    key = (node.id, iteration)
+    key = w.enter(node.id, iteration)
     frame = element(
         node,
         props(id=node.id, label=node.label, durationMs=node.duration_ms, untilMs=node.until_ms),

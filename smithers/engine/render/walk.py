@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from ...context import OutputCache
@@ -39,32 +40,25 @@ def element(node: Node, node_props: dict[str, str], children: list[Frame]) -> Fr
     return {"kind": "element", "tag": node.tag, "props": node_props, "children": children}
 
 
+@dataclass
 class Walk:
     """One walk: what it has planned and seen so far; `walk_node` walks one node by kind."""
 
-    def __init__(
-        self,
-        workflow: SmithersWorkflow,
-        tables: NodeTables,
-        outputs: OutputCache,
-        now: int,
-        walk_node: Callable[[Walk, Node, int, bool], Walked],
-    ) -> None:
-        self.workflow = workflow
-        self.tables = tables
-        self.outputs = outputs
-        self.now = now
-        self._walk_node = walk_node
-        self.plan = Plan()
-        self.seen: set[str] = set()
-        self.mounted: list[str] = []
-        self.task_index: list[dict[str, Any]] = []
-        self.claimed_signals: set[int] = set()
-        self.in_loop = False
-        self.uses: set[str] = set()
+    workflow: SmithersWorkflow
+    tables: NodeTables
+    outputs: OutputCache
+    now: int
+    walk_node: Callable[[Walk, Node, int, bool], Walked]
+    plan: Plan = field(default_factory=Plan)
+    seen: set[str] = field(default_factory=set)
+    mounted: list[str] = field(default_factory=list)
+    task_index: list[dict[str, Any]] = field(default_factory=list)
+    claimed_signals: set[int] = field(default_factory=set)
+    in_loop: bool = False
+    uses: set[str] = field(default_factory=set)
 
     def walk(self, node: Node, iteration: int, reachable: bool) -> Walked:
-        return self._walk_node(self, node, iteration, reachable)
+        return self.walk_node(self, node, iteration, reachable)
 
     def sequence(
         self, nodes: list[Node], iteration: int, reachable: bool
@@ -73,10 +67,17 @@ class Walk:
         done = True
         frames = []
         for child in nodes:
-            child_done, frame = self._walk_node(self, child, iteration, reachable and done)
+            child_done, frame = self.walk_node(self, child, iteration, reachable and done)
             done = done and child_done
             frames.append(frame)
         return done, frames
+
+    def enter(self, node_id: str, iteration: int, part: str | None = None) -> NodeKey:
+        """A keyed node's key, its id claimed; `part`: the node table it needs loaded."""
+        if part is not None:
+            self.uses.add(part)
+        self.claim_id(node_id)
+        return (node_id, iteration)
 
     def claim_id(self, node_id: str) -> None:
         if not isinstance(node_id, str) or not node_id:
@@ -92,6 +93,18 @@ class Walk:
     def pending(self, key: NodeKey, label: str | None, output: OutputRef | None) -> None:
         if key not in self.tables.nodes:
             self.plan.actions.append(Pending(*key, label, output.key if output else None))
+
+    def settled(
+        self, key: NodeKey, state: str | None, reachable: bool, continue_on_fail: bool = False
+    ) -> bool | None:
+        """Whether a node this render has nothing to do for is done; None when it has."""
+        if state in DONE_STATES:
+            return True
+        if state == "failed":
+            return self.failed(key, continue_on_fail)
+        if not reachable or state == "cancelled":
+            return False
+        return None
 
     def failed(self, key: NodeKey, continue_on_fail: bool = False) -> bool:
         """A failed node: done when its failure is tolerated, else the run fails."""
