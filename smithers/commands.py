@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .engine import ACTIVE_NODES, end_run
 from .errors import SmithersError
 from .lifecycle import locked_run
-from .store import nodes as nodes_q
 from .store import runs as runs_q
 from .store.base import Store
 from .store.records import WAITING_STATUSES
@@ -27,38 +27,7 @@ def cancel_run(store: Store, run_id: str) -> str:
         run = locked_run(tx, run_id)
         if run.is_terminal:
             return "already-terminal"
-        active = ("pending", "in-progress", "waiting-approval", "waiting-event", "waiting-timer")
-        for rec in nodes_q.nodes_in_states(tx.conn, run_id, active):
-            nodes_q.upsert_node(
-                tx.conn, run_id, rec.node_id, rec.iteration, now=tx.now, state="cancelled"
-            )
-            if rec.state == "in-progress":
-                nodes_q.finish_attempt(
-                    tx.conn,
-                    run_id,
-                    rec.node_id,
-                    rec.iteration,
-                    rec.last_attempt,
-                    state="cancelled",
-                    now=tx.now,
-                )
-            tx.emit(
-                run_id,
-                "NodeCancelled",
-                nodeId=rec.node_id,
-                iteration=rec.iteration,
-                reason="run-cancelled",
-            )
-        runs_q.update_run(
-            tx.conn,
-            run_id,
-            status="cancelled",
-            finished_at_ms=tx.now,
-            cancel_requested_at_ms=tx.now,
-            runtime_owner_id=None,
-            heartbeat_at_ms=None,
-        )
-        tx.emit(run_id, "RunCancelled")
+        end_run(tx, run_id, "cancelled", cancel_nodes=ACTIVE_NODES)
         tx.touch(run_id)
     return "cancelled"
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from . import lifecycle, queries
 from .clock import now_ms
 from .definition import SmithersWorkflow
-from .engine import RunDriver, ensure_output_tables, in_thread
+from .engine import RunDriver, end_run, ensure_output_tables, in_thread
 from .errors import SmithersError, run_not_found, validation_errors
 from .events import Event
 from .heartbeat import Heartbeat
@@ -30,7 +30,7 @@ from .ownership import new_owner_id, owner_is_dead, release_owner_id
 from .store import nodes as nodes_q
 from .store import runs as runs_q
 from .store.base import Store
-from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord, dumps
+from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord
 
 logger = logging.getLogger("smithers.runtime")
 
@@ -252,16 +252,7 @@ class Runtime:
             if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
                 return
             error = {"code": "SERVER_ERROR", "message": "the engine failed; see the server log"}
-            runs_q.update_run(
-                tx.conn,
-                run_id,
-                status="failed",
-                finished_at_ms=tx.now,
-                runtime_owner_id=None,
-                heartbeat_at_ms=None,
-                error_json=dumps(error),
-            )
-            tx.emit(run_id, "RunFailed", error=error)
+            end_run(tx, run_id, "failed", error, cancel_nodes=())
 
     # -- what happens elsewhere ------------------------------------------------------------
 

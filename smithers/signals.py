@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .engine import validate_output
 from .errors import SmithersError, validation_errors
 from .lifecycle import locked_run, release_parked
 from .loader import loaded_version
-from .render import validate_output
 from .store import nodes as nodes_q
 from .store import schema
 from .store.base import Store, Tx

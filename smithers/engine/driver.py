@@ -1,0 +1,285 @@
+"""Drives one run: render, commit bookkeeping, start ready tasks, persist results, park."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .. import queries
+from ..context import Ctx, OutputCache
+from ..definition import SmithersWorkflow
+from ..errors import SmithersError, error_json
+from ..store import log as log_q
+from ..store import nodes as nodes_q
+from ..store import outputs as outputs_q
+from ..store import runs as runs_q
+from ..store.base import Tx
+from ..store.records import RunRecord, dumps
+from .actions import Pending
+from .apply import apply_action
+from .attempts import Attempts, RunLost, start_attempt
+from .ending import end_run
+from .outputs import Applied, ensure_output_tables, remember
+from .plan import Failure, Plan, ReadyTask
+from .render import render
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+logger = logging.getLogger("smithers.engine")
+
+PARK_PRIORITY = ("approval", "event", "timer")
+NO_PROGRESS = {"code": "NO_PROGRESS", "message": "no node can progress"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one render committed: the run's outcome, or tasks to start and what next."""
+
+    outcome: str | None
+    starts: list[ReadyTask] = field(default_factory=list)
+    changed: bool = False
+    next_fire_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Which ready tasks to start, and whether the run ends (and why it fails) or parks."""
+
+    starts: list[ReadyTask]
+    outcome: str | None = None
+    failure: Failure | None = None
+
+
+def decide(run: RunRecord, plan: Plan) -> Decision:
+    """What the run does with a plan: start tasks (up to its concurrency), end, or park."""
+    if plan.failed:
+        return Decision([], "failed", plan.failed[0])
+    if plan.done:
+        return Decision([], "finished")
+    paused = run.pause_requested_at_ms is not None
+    starts: list[ReadyTask] = []
+    if not paused:
+        starts = plan.ready
+        limit = run.config.get("maxConcurrency")
+        if isinstance(limit, int) and limit > 0:
+            starts = starts[: max(0, limit - plan.running)]
+    if starts or plan.running or any(not isinstance(a, Pending) for a in plan.actions):
+        return Decision(starts)
+    if paused:
+        return Decision([], "paused")
+    if plan.waiting:
+        kinds = {wait.kind for wait in plan.waiting}
+        return Decision([], "waiting-" + next(k for k in PARK_PRIORITY if k in kinds))
+    return Decision([], "failed", Failure("", 0, NO_PROGRESS))
+
+
+class RunDriver:
+    """The engine of one run in the process that owns it."""
+
+    def __init__(
+        self, runtime: Runtime, workflow: SmithersWorkflow, run_id: str, *, fresh: bool = False
+    ) -> None:
+        # A fresh run (just created) has no outputs or frames to load.
+        self.fresh = fresh
+        self.runtime = runtime
+        self.store = runtime.store
+        self.owner_id = runtime.owner_id
+        self.workflow = workflow
+        self.run_id = run_id
+        self.outputs: OutputCache = {}
+        self.frame: tuple[int, str] | None = None
+        self.frame_no = 0
+        self._wake = asyncio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self.attempts = Attempts(
+            store=self.store,
+            run_id=run_id,
+            owner_id=self.owner_id,
+            outputs=self.outputs,
+            frame_no=lambda: self.frame_no,
+            root_dir=runtime.root_dir,
+            allow_network=runtime.allow_network,
+        )
+        self.cancelled = False
+        # Which optional node tables the workflow has used so far (sticky: a branch that
+        # disappears and comes back still finds its state). The first render loads all.
+        self.uses: frozenset[str] = nodes_q.ALL_PARTS
+        self._rendered_once = False
+
+    # -- signals from outside --------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self) -> None:
+        """Stop at once: the run was cancelled or lost."""
+        self.cancelled = True
+        self.attempts.cancel()
+        if self._scope is not None:
+            self._scope.cancel()
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def drive(self) -> str:
+        """Drive until the run finishes, fails, parks or is lost; return its status."""
+        if self.fresh:
+            ensure_output_tables(self.store, self.workflow)
+        else:
+            await self.store.run(self._load)
+        outcome = "lost"
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            async with anyio.create_task_group() as tg:
+                try:
+                    outcome = await self._loop(tg)
+                except RunLost:
+                    outcome = "lost"
+                tg.cancel_scope.cancel()
+        if scope.cancelled_caught or self.cancelled:
+            run = await self.store.run(queries.get_run, self.store, self.run_id)
+            outcome = run.status if run is not None else "lost"
+        return outcome
+
+    def _load(self) -> None:
+        ensure_output_tables(self.store, self.workflow)
+        with self.store.read() as conn:
+            for ref in self.workflow.outputs:
+                table = self.store.output_tables[ref.key]
+                rows = outputs_q.read_outputs(conn, table, ref.model, self.run_id)
+                self.outputs[ref.key] = {
+                    (node_id, it): ref.model.model_validate(data) for node_id, it, data in rows
+                }
+            self.frame = log_q.last_frame(conn, self.run_id)
+            self.frame_no = self.frame[0] if self.frame else 0
+
+    async def _loop(self, tg: anyio.abc.TaskGroup) -> str:
+        while True:
+            self._wake.clear()
+            step = await self.store.run(self._step)
+            if step.outcome is not None:
+                return step.outcome
+            for ready in step.starts:
+                tg.start_soon(self._run_task, ready)
+            if step.changed:
+                continue
+            if step.next_fire_ms is None:
+                await self._wake.wait()
+            else:
+                with anyio.move_on_after(max(0.0, (step.next_fire_ms - self.runtime.now()) / 1000)):
+                    await self._wake.wait()
+
+    async def _run_task(self, ready: ReadyTask) -> None:
+        await self.attempts.run(ready)
+        self._wake.set()
+
+    # -- one transaction per render --------------------------------------------------------
+
+    def _step(self) -> Step:
+        """Read the run's state, render, and commit what follows, holding the run's row.
+
+        Holding the row from read to write is what keeps outside commands (which lock it
+        too) from slipping between the state a render saw and what it commits.
+        """
+        applied: list[Applied] = []
+        new_frame: tuple[int, str] | None = None
+        with self.store.write() as tx:
+            run = runs_q.get_run(tx.conn, self.run_id, lock=True)
+            if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
+                return Step("lost" if run is None else run.status)
+            tables = nodes_q.load_node_tables(tx.conn, self.run_id, self.uses)
+            ctx = Ctx(
+                workflow=self.workflow,
+                run_id=self.run_id,
+                input=run.input,
+                auth=run.auth,
+                outputs=self.outputs,
+                tables=tables,
+            )
+            try:
+                rendered = render(
+                    self.workflow, partial(self.workflow.render, ctx), tables, self.outputs, tx.now
+                )
+            except Exception as exc:
+                logger.warning("render of run %s failed: %s", self.run_id, exc)
+                error = error_json(exc)
+                if not isinstance(exc, SmithersError):
+                    error["code"] = "RENDER_FAILED"
+                end_run(tx, self.run_id, "failed", error)
+                return Step("failed")
+            if not self._rendered_once and rendered.name and rendered.name != run.workflow_name:
+                # The name users give `Workflow("...")` is the run's name, as in the original.
+                runs_q.update_run(tx.conn, self.run_id, workflow_name=rendered.name)
+            self.uses = rendered.uses | (self.uses if self._rendered_once else frozenset())
+            self._rendered_once = True
+            plan = rendered.plan
+            decision = decide(run, plan)
+            if self.frame is None or self.frame[1] != rendered.frame_hash:
+                new_frame = (0 if self.frame is None else self.frame[0] + 1, rendered.frame_hash)
+                log_q.insert_frame(
+                    tx.conn,
+                    self.run_id,
+                    new_frame[0],
+                    now=tx.now,
+                    xml_json=rendered.frame_text,
+                    xml_hash=rendered.frame_hash,
+                    mounted_task_ids_json=dumps(rendered.mounted_task_ids),
+                    task_index_json=dumps(rendered.task_index),
+                )
+                tx.emit(self.run_id, "FrameCommitted", frameNo=new_frame[0], xmlHash=new_frame[1])
+            frame_no = new_frame[0] if new_frame else self.frame_no
+            starting = {(r.task.id, r.iteration) for r in decision.starts}
+            for action in plan.actions:
+                if isinstance(action, Pending) and (action.node_id, action.iteration) in starting:
+                    tx.emit(
+                        self.run_id,
+                        "NodePending",
+                        nodeId=action.node_id,
+                        iteration=action.iteration,
+                    )
+                    continue  # its row is written once, as started
+                apply_action(
+                    tx,
+                    self.run_id,
+                    action,
+                    frame_no=frame_no,
+                    output_tables=self.store.output_tables,
+                    applied=applied,
+                )
+            for ready in decision.starts:
+                start_attempt(tx, self.run_id, ready, ready.attempt, frame_no)
+            self._conclude(tx, decision)
+        if new_frame is not None:
+            self.frame = new_frame
+            self.frame_no = new_frame[0]
+        remember(self.outputs, applied)
+        changed = any(not isinstance(a, Pending) for a in plan.actions)
+        return Step(decision.outcome, decision.starts, changed, plan.next_fire_ms)
+
+    def _conclude(self, tx: Tx, decision: Decision) -> None:
+        """End or park the run as decided."""
+        outcome, failure = decision.outcome, decision.failure
+        if failure is not None:
+            node_id, error = failure.node_id, failure.error
+            if node_id and error is None:
+                error = {"code": "NODE_FAILED", "message": f"node {node_id!r} failed"}
+            if node_id and isinstance(error, dict):
+                error = {**error, "nodeId": node_id, "iteration": failure.iteration}
+            end_run(tx, self.run_id, "failed", error)
+        elif outcome == "finished":
+            end_run(tx, self.run_id, "finished")
+        elif outcome is not None:
+            runs_q.update_run(
+                tx.conn,
+                self.run_id,
+                status=outcome,
+                runtime_owner_id=None,
+                heartbeat_at_ms=None,
+            )
+            tx.emit(self.run_id, "RunStatusChanged", status=outcome)
