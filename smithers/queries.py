@@ -6,8 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from . import lifecycle
 from .clock import now_ms
 from .events import Event
@@ -17,7 +15,6 @@ from .store import outputs as outputs_q
 from .store import runs as runs_q
 from .store.base import Store
 from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord
-from .store.schema import nodes
 
 _STATE_BY_STATUS = {"finished": "succeeded"}
 RUN_STATUSES = TERMINAL_STATUSES | WAITING_STATUSES | {"running", "paused"}
@@ -207,38 +204,16 @@ def run_events(store: Store, run_id: str, after_seq: int = -1) -> list[Event]:
 def run_outputs(store: Store, run_id: str) -> dict[str, Any]:
     """Each finished node's output (latest iteration), by node id, as JSON."""
     with store.read() as conn:
-        found = conn.execute(
-            sa.select(nodes.c.node_id, nodes.c.iteration, nodes.c.output_table)
-            .where(
-                nodes.c.run_id == run_id,
-                nodes.c.state == "finished",
-                nodes.c.output_table.is_not(None),
-            )
-            .order_by(nodes.c.updated_at_ms, nodes.c.iteration)
-        ).all()
-        out: dict[str, Any] = {}
-        for node_id, iteration, table_name in found:
-            table = store.output_tables.get(table_name)
-            if table is None:
-                table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
-            row = conn.execute(
-                sa.select(table).where(
-                    table.c.run_id == run_id,
-                    table.c.node_id == node_id,
-                    table.c.iteration == iteration,
-                )
-            ).first()
-            if row is None:
-                continue
-            model = store.output_models.get(table_name)
-            if model is not None:
-                out[node_id] = outputs_q.from_row(model, row._mapping)
-            else:
-                out[node_id] = {
-                    k: v
-                    for k, v in row._mapping.items()
-                    if k not in ("run_id", "node_id", "iteration")
-                }
+        rows = outputs_q.finished_outputs(conn, run_id, store.output_tables)
+    out: dict[str, Any] = {}
+    for node_id, table_name, mapping in rows:
+        model = store.output_models.get(table_name)
+        if model is not None:
+            out[node_id] = outputs_q.from_row(model, mapping)
+        else:
+            out[node_id] = {
+                k: v for k, v in mapping.items() if k not in ("run_id", "node_id", "iteration")
+            }
     return out
 
 

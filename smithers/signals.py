@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from .engine import validate_output
 from .errors import SmithersError, validation_errors
 from .lifecycle import locked_run, release_parked
 from .loader import loaded_version
+from .store import log as log_q
 from .store import nodes as nodes_q
-from .store import schema
 from .store.base import Store, Tx
 
 if TYPE_CHECKING:
@@ -136,13 +134,7 @@ def _check_payload(
 
 def _signal_elements(tx: Tx, run_id: str) -> list[dict[str, Any]]:
     """The props of every `Signal` / `WaitForEvent` element in the run's last frame."""
-    frames = schema.frames
-    text = tx.conn.execute(
-        sa.select(frames.c.xml_json)
-        .where(frames.c.run_id == run_id)
-        .order_by(frames.c.frame_no.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    text = log_q.last_frame_json(tx.conn, run_id)
     found: list[dict[str, Any]] = []
     stack = [json.loads(text)] if text else []
     while stack:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from .errors import SmithersError
 from .lifecycle import generate_run_id, is_live, locked_run
 from .store import runs as runs_q
-from .store import schema
+from .store import timetravel as tt_q
 from .store.base import Store
 
 if TYPE_CHECKING:
@@ -28,65 +26,12 @@ def rewind_run(store: Store, run_id: str, frame_no: int, caller: str | None = No
                 "RUN_IN_PROGRESS", f"run {run_id!r} is running; pause it first", {"runId": run_id}
             )
         conn = tx.conn
-        t = schema
-        exists = conn.execute(
-            sa.select(t.frames.c.frame_no).where(
-                t.frames.c.run_id == run_id, t.frames.c.frame_no == frame_no
-            )
-        ).first()
-        if exists is None:
+        if not tt_q.has_frame(conn, run_id, frame_no):
             raise SmithersError(
                 "INVALID_REQUEST", f"run {run_id!r} has no frame {frame_no}", {"field": "frameNo"}
             )
-        last = conn.execute(
-            sa.select(sa.func.max(t.frames.c.frame_no)).where(t.frames.c.run_id == run_id)
-        ).scalar_one()
-        later = conn.execute(
-            sa.select(t.nodes.c.node_id, t.nodes.c.iteration, t.nodes.c.output_table).where(
-                t.nodes.c.run_id == run_id, t.nodes.c.first_frame_no > frame_no
-            )
-        ).all()
-        for node_id, iteration, output_table in later:
-            key = (
-                (t.nodes.c.run_id == run_id)
-                & (t.nodes.c.node_id == node_id)
-                & (t.nodes.c.iteration == iteration)
-            )
-            conn.execute(sa.delete(t.nodes).where(key))
-            for table in (t.attempts, t.approvals):
-                conn.execute(
-                    sa.delete(table).where(
-                        table.c.run_id == run_id,
-                        table.c.node_id == node_id,
-                        table.c.iteration == iteration,
-                    )
-                )
-            out = store.output_tables.get(output_table or "")
-            if out is not None:
-                conn.execute(
-                    sa.delete(out).where(
-                        out.c.run_id == run_id,
-                        out.c.node_id == node_id,
-                        out.c.iteration == iteration,
-                    )
-                )
-            conn.execute(
-                sa.update(t.signals)
-                .where(
-                    t.signals.c.run_id == run_id,
-                    t.signals.c.consumed_by_node_id == node_id,
-                    t.signals.c.consumed_iteration == iteration,
-                )
-                .values(consumed_by_node_id=None, consumed_iteration=None)
-            )
-        conn.execute(
-            sa.delete(t.loops).where(
-                t.loops.c.run_id == run_id, t.loops.c.first_frame_no > frame_no
-            )
-        )
-        conn.execute(
-            sa.delete(t.frames).where(t.frames.c.run_id == run_id, t.frames.c.frame_no > frame_no)
-        )
+        last = tt_q.last_frame_no(conn, run_id)
+        tt_q.forget_after(conn, run_id, frame_no, store.output_tables)
         runs_q.update_run(
             conn,
             run_id,
@@ -121,7 +66,6 @@ async def rewind(
 def fork_run(store: Store, run_id: str, frame_no: int, new_run_id: str | None = None) -> str:
     """Copy a run's state up to `frame_no` into a new unowned run."""
     new_id = new_run_id or generate_run_id()
-    t = schema
     with store.write() as tx:
         run = locked_run(tx, run_id)
         conn = tx.conn
@@ -143,27 +87,7 @@ def fork_run(store: Store, run_id: str, frame_no: int, new_run_id: str | None = 
             parent_run_id=run_id,
         )
 
-        def copy(table: sa.Table, *where: Any) -> list[Any]:
-            rows = list(conn.execute(sa.select(table).where(table.c.run_id == run_id, *where)))
-            for row in rows:
-                conn.execute(sa.insert(table).values({**row._mapping, "run_id": new_id}))
-            return rows
-
-        copy(t.frames, t.frames.c.frame_no <= frame_no)
-        kept = copy(
-            t.nodes,
-            t.nodes.c.first_frame_no <= frame_no,
-            t.nodes.c.state.in_(["finished", "skipped", "failed"]),
-        )
-        copy(t.loops, t.loops.c.first_frame_no <= frame_no)
-        for row in kept:
-            m = row._mapping
-            key = (m["node_id"], m["iteration"])
-            for table in (t.attempts, t.approvals):
-                copy(table, table.c.node_id == key[0], table.c.iteration == key[1])
-            out = store.output_tables.get(m["output_table"] or "")
-            if out is not None:
-                copy(out, out.c.node_id == key[0], out.c.iteration == key[1])
+        tt_q.copy_until(conn, run_id, new_id, frame_no, store.output_tables)
         tx.emit(new_id, "RunStarted", forked=True)
         tx.emit(new_id, "RunForked", parentRunId=run_id, parentFrameNo=frame_no)
     return new_id

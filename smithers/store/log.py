@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from ..events import Event
 from . import statements
 from .records import FrameRecord
-from .schema import frames
+from .schema import events, frames
 
 
 def events_after(conn: Connection, run_id: str, after_seq: int, limit: int = 1000) -> list[Event]:
@@ -45,6 +45,17 @@ def last_frame(conn: Connection, run_id: str) -> tuple[int, str] | None:
     return None if row is None else (int(row[0]), row[1])
 
 
+def last_frame_json(conn: Connection, run_id: str) -> str | None:
+    """The tree of the run's latest frame, as stored (JSON text)."""
+    text: str | None = conn.execute(
+        sa.select(frames.c.xml_json)
+        .where(frames.c.run_id == run_id)
+        .order_by(frames.c.frame_no.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return text
+
+
 def insert_frame(
     conn: Connection,
     run_id: str,
@@ -72,3 +83,32 @@ def insert_frame(
             "note": note,
         },
     )
+
+
+def last_seq(conn: Connection, run_id: str) -> int:
+    """The highest event seq stored for the run (-1 when none)."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(events.c.seq), -1)).where(
+                events.c.run_id == run_id
+            )
+        ).scalar_one()
+    )
+
+
+def insert_events(conn: Connection, batch: list[Event]) -> None:
+    """Store events as they are (seqs included): a copy of another database's log."""
+    if batch:
+        conn.execute(
+            sa.insert(events),
+            [
+                {
+                    "run_id": e.run_id,
+                    "seq": e.seq,
+                    "timestamp_ms": e.timestamp_ms,
+                    "type": e.type,
+                    "payload_json": e.to_json_text(),
+                }
+                for e in batch
+            ],
+        )

@@ -134,3 +134,37 @@ def read_outputs(
         (r._mapping["node_id"], int(r._mapping["iteration"]), from_row(model, r._mapping))
         for r in rows
     ]
+
+
+def finished_outputs(
+    conn: Connection, run_id: str, tables: dict[str, sa.Table]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """`(node_id, output table, row)` of each finished node with an output, in the order
+    they finished (a node's latest iteration last). Tables this process has not opened are
+    reflected from the database."""
+    from .schema import nodes
+
+    found = conn.execute(
+        sa.select(nodes.c.node_id, nodes.c.iteration, nodes.c.output_table)
+        .where(
+            nodes.c.run_id == run_id,
+            nodes.c.state == "finished",
+            nodes.c.output_table.is_not(None),
+        )
+        .order_by(nodes.c.updated_at_ms, nodes.c.iteration)
+    ).all()
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    for node_id, iteration, table_name in found:
+        table = tables.get(table_name)
+        if table is None:
+            table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
+        row = conn.execute(
+            sa.select(table).where(
+                table.c.run_id == run_id,
+                table.c.node_id == node_id,
+                table.c.iteration == iteration,
+            )
+        ).first()
+        if row is not None:
+            rows.append((node_id, table_name, dict(row._mapping)))
+    return rows

@@ -159,3 +159,18 @@ def list_runs(
             sa.or_(runs.c.workflow_name == workflow, runs.c.workflow_path == workflow)
         )
     return [RunRecord.from_row(r) for r in conn.execute(query.limit(limit))]
+
+
+def run_row(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    """The run's row as stored, every column (for copying it to another database)."""
+    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def put_run_row(conn: Connection, values: dict[str, Any]) -> None:
+    """Write a copied run row: update it where it exists, else insert it."""
+    found = conn.execute(
+        sa.update(runs).where(runs.c.run_id == values["run_id"]).values(values)
+    ).rowcount
+    if not found:
+        conn.execute(sa.insert(runs).values(values))
