@@ -21,6 +21,8 @@ from smithers.runtime import Runtime
 from smithers.store.base import Store
 from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
+from smithers.web.models import RunView
+from smithers.web.openapi import operation
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import (
     Limits,
@@ -71,6 +73,7 @@ def create_serve_app(
     async def locate(request: Request) -> RunTarget:
         return target
 
+    @operation("The run's status and node summary", RunView, errors=(404,))
     async def root(request: Request) -> Response:
         view = await store.run(run_view, store, run_id)
         if view is None:

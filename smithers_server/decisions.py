@@ -7,6 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from smithers import queries
+from smithers.web.models import ApprovalList
+from smithers.web.openapi import operation
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import decide_endpoint, signal_endpoint
 
@@ -14,6 +16,7 @@ from .context import ServerContext
 
 
 def routes(ctx: ServerContext) -> list[Route]:
+    @operation("Pending approvals, oldest first", ApprovalList)
     async def approvals(request: Request) -> Response:
         store = ctx.host.require_server_store()
         return JSONResponse({"approvals": await store.run(queries.pending_approvals, store)})

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,9 +23,22 @@ from ..runtime import Runtime
 from ..store.base import Store
 from ..subscriptions import subscribe
 from .body import read_json_object
-from .params import body_field, invalid, path_name, query_int
+from .models import (
+    CancelAnswer,
+    Decide,
+    Decision,
+    EventsQuery,
+    Frame,
+    FramesQuery,
+    SendSignal,
+    SignalReceipt,
+)
+from .openapi import operation
+from .params import invalid, parse_model, parse_query, path_name, query_int
 from .responses import JSONResponse
 from .sse import EventStreamResponse, StreamSlots
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -45,12 +59,17 @@ class Limits:
     async def body(self, request: Request) -> dict[str, Any]:
         return await read_json_object(request, self.max_body_bytes, self.request_timeout_s)
 
+    async def parse(self, request: Request, model: type[M]) -> M:
+        """The body read within the limits and checked by `model`."""
+        return parse_model(model, await self.body(request))
+
 
 Locate = Callable[[Request], Awaitable[RunTarget]]
 Endpoint = Callable[[Request], Awaitable[Any]]
 
 
 def cancel_endpoint(locate: Locate) -> Endpoint:
+    @operation("Cancel a run", CancelAnswer, errors=(404, 409))
     async def cancel(request: Request) -> Response:
         target = await locate(request)
         status = await target.store.run(commands.cancel_run, target.store, target.run_id)
@@ -66,13 +85,18 @@ def cancel_endpoint(locate: Locate) -> Endpoint:
 
 
 def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
+    @operation(
+        "Server-sent events of the run",
+        query=EventsQuery,
+        errors=(404, 429),
+        media_type="text/event-stream",
+    )
     async def events(request: Request) -> EventStreamResponse:
         target = await locate(request)
-        after = query_int(request.query_params, "afterSeq", -1)
+        after = parse_query(EventsQuery, request.query_params).afterSeq
         last_id = query_int(
             {"Last-Event-ID": request.headers.get("last-event-id")}, "Last-Event-ID", None
         )
-        assert after is not None
         if last_id is not None:
             after = max(after, last_id)
         give_back = limits.streams.take(target.run_id)
@@ -101,11 +125,11 @@ def events_endpoint(locate: Locate, limits: Limits) -> Endpoint:
 
 
 def frames_endpoint(locate: Locate) -> Endpoint:
+    @operation("Render frames, newest first", list[Frame], query=FramesQuery, errors=(404,))
     async def frames(request: Request) -> Response:
         target = await locate(request)
-        limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
-        after = query_int(request.query_params, "afterFrameNo", None)
-        assert limit is not None
+        query = parse_query(FramesQuery, request.query_params)
+        limit, after = query.limit, query.afterFrameNo
         found = await target.store.run(
             queries.list_frames, target.store, target.run_id, limit=limit, after_frame_no=after
         )
@@ -118,13 +142,17 @@ def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoi
     """approve / deny. No caller identity is passed: these apps know one shared token, not
     who holds it, so an approval's `allowed_users` / `allowed_scopes` are not checked here."""
 
+    @operation(
+        f"{'Approve' if approved else 'Deny'} a waiting node",
+        Decision,
+        body=Decide,
+        errors=(404, 409),
+    )
     async def decide(request: Request) -> Response:
         target = await locate(request)
         node_id = path_name(request.path_params, "nodeId")
-        body = await limits.body(request)
-        iteration = body_field(body, "iteration", int, 0)
-        if iteration is None or iteration < 0:
-            raise invalid("iteration", "iteration must be >= 0")
+        body = await limits.parse(request, Decide)
+        iteration = body.iteration or 0
         decision = await target.store.run(
             commands.decide,
             target.store,
@@ -132,9 +160,9 @@ def decide_endpoint(locate: Locate, limits: Limits, *, approved: bool) -> Endpoi
             node_id,
             approved=approved,
             iteration=iteration,
-            note=body_field(body, "note", str),
-            decided_by=body_field(body, "decidedBy", str),
-            decision=body_field(body, "decision", dict),
+            note=body.note,
+            decided_by=body.decidedBy,
+            decision=body.decision,
         )
         return JSONResponse(decision.to_json())
 
@@ -150,21 +178,22 @@ def signal_endpoint(
     """Deliver a signal; `workflow_of` finds the run's workflow so its payload model is
     checked on arrival (without it, the version this process has loaded, if any)."""
 
+    @operation("Deliver a named signal", SignalReceipt, body=SendSignal, errors=(404, 409))
     async def send_signal(request: Request) -> Response:
         target = await locate(request)
         name = path_name(request.path_params, "signalName")
         if not name.strip():
             raise invalid("signalName", "signal name must not be blank")
-        body = await limits.body(request)
-        correlation_id = body_field(body, "correlationId", str)
-        received_by = body_field(body, "receivedBy", str)
+        body = await limits.parse(request, SendSignal)
+        correlation_id = body.correlationId
+        received_by = body.receivedBy
         workflow = await workflow_of(target) if workflow_of is not None else None
         sent = await target.store.run(
             commands.send_signal,
             target.store,
             target.run_id,
             name,
-            body.get("data", {}),
+            body.data,
             correlation_id=correlation_id,
             received_by=received_by,
             workflow=workflow,
