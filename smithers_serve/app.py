@@ -19,6 +19,8 @@ from smithers.runtime import Runtime
 from smithers.service import RunService
 from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
+from smithers.web.models import RunView
+from smithers.web.openapi import operation
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import (
     Endpoint,
@@ -69,6 +71,7 @@ def create_serve_app(
     def the_run(request: Request) -> str:
         return run_id
 
+    @operation("The run's status and node summary", RunView, errors=(404,))
     async def root(request: Request) -> Response:
         return JSONResponse(await service.view(run_id, not_found="RUN_NOT_FOUND"))
 

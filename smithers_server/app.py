@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from smithers import Store
@@ -19,13 +17,12 @@ from smithers.metrics import Metrics
 from smithers.service import RunService
 from smithers.web.app import build_app, health
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
-from smithers.web.responses import JSONResponse
+from smithers.web.openapi import openapi_endpoint
 from smithers.web.run_endpoints import Limits
 from smithers.web.sse import StreamSlots
 
 from . import decisions, runs
 from .context import ServerContext
-from .openapi import openapi_document
 
 
 def create_app(
@@ -76,9 +73,6 @@ def create_app(
         ),
     )
 
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document())
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with host:
@@ -92,7 +86,11 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         *runs.routes(ctx),
         *decisions.routes(ctx),
-        Route("/openapi.json", openapi, methods=["GET"]),
+        Route(
+            "/openapi.json",
+            openapi_endpoint("smithers-asgi server", "0.1.0"),
+            methods=["GET"],
+        ),
     ]
     app = build_app(
         routes,

@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from smithers.web.models import ApprovalList
+from smithers.web.openapi import operation
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import decide_endpoint, signal_endpoint
 
@@ -15,6 +17,7 @@ from .context import ServerContext, run_id_param
 def routes(ctx: ServerContext) -> list[Route]:
     service = ctx.service
 
+    @operation("Pending approvals, oldest first", ApprovalList)
     async def approvals(request: Request) -> Response:
         return JSONResponse({"approvals": await service.approvals()})
 

@@ -8,43 +8,50 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from smithers import queries
 from smithers.errors import SmithersError
-from smithers.web.params import body_field, invalid, query_int, query_text
+from smithers.web.models import (
+    ListRunsQuery,
+    ResumeAnswer,
+    ResumeRun,
+    RunConfig,
+    RunIdAnswer,
+    RunList,
+    RunView,
+    StartRun,
+)
+from smithers.web.openapi import by_method, operation
+from smithers.web.params import parse_query
 from smithers.web.responses import JSONResponse
 from smithers.web.run_endpoints import cancel_endpoint, events_endpoint, frames_endpoint
 
-from .context import RUN_ID, ServerContext, run_id_param
+from .context import ServerContext, run_id_param
+
+BODY_RUN_ERRORS = (404, 409)
 
 
-def _config(body: dict[str, Any]) -> dict[str, Any] | None:
-    config = body_field(body, "config", dict)
+def _config(config: RunConfig | None) -> dict[str, Any] | None:
     if config is None:
         return None
-    limit = config.get("maxConcurrency")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise invalid("config.maxConcurrency", "config.maxConcurrency must be an integer > 0")
+    limit = config.maxConcurrency
     return {"maxConcurrency": limit} if limit is not None else {}
 
 
 def routes(ctx: ServerContext) -> list[Route]:
     service = ctx.service
 
+    @operation(
+        "Start a run, or resume one with resume: true",
+        RunIdAnswer,
+        body=StartRun,
+        errors=BODY_RUN_ERRORS,
+    )
     async def start_run(request: Request) -> Response:
-        body = await ctx.limits.body(request)
-        path = body_field(body, "workflowPath", str)
-        if not path:
-            raise invalid("workflowPath", "workflowPath is required")
-        run_input = body.get("input", {})
-        if run_input is None:
-            run_input = {}
-        if not isinstance(run_input, dict):
-            raise invalid("input", "input must be an object")
-        run_id = body_field(body, "runId", str)
-        resume = body_field(body, "resume", bool, False)
-        config = _config(body)
-        if run_id is not None and not RUN_ID.match(run_id):
-            raise invalid("runId", "runId must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+        body = await ctx.limits.parse(request, StartRun)
+        path = body.workflowPath
+        run_input = body.input or {}
+        run_id = body.runId
+        resume = bool(body.resume)
+        config = _config(body.config)
         if resume and run_id is None:
             raise SmithersError("RUN_ID_REQUIRED", "resume needs a runId")
         if resume:
@@ -57,28 +64,31 @@ def routes(ctx: ServerContext) -> list[Route]:
         started = await service.start(path, input=run_input, run_id=run_id, config=config)
         return JSONResponse({"runId": started})
 
+    @operation("List runs, newest first", RunList, query=ListRunsQuery)
     async def list_runs(request: Request) -> Response:
         service.require_run_list()
-        limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
-        assert limit is not None
-        status = query_text(request.query_params, "status")
-        if status is not None and status not in queries.RUN_STATUSES:
-            raise invalid(
-                "status", f"status must be one of {', '.join(sorted(queries.RUN_STATUSES))}"
-            )
-        workflow = query_text(request.query_params, "workflow")
-        found = await service.list_runs(limit=limit, status=status, workflow=workflow)
+        query = parse_query(ListRunsQuery, request.query_params)
+        found = await service.list_runs(
+            limit=query.limit, status=query.status, workflow=query.workflow
+        )
         return JSONResponse({"runs": found})
 
-    async def runs_collection(request: Request) -> Response:
-        return await (start_run if request.method == "POST" else list_runs)(request)
+    runs_collection = by_method({"GET": list_runs, "POST": start_run})
 
+    @operation("Run status and node summary", RunView, errors=(404,))
     async def get_run(request: Request) -> Response:
         return JSONResponse(await service.view(run_id_param(request)))
 
+    @operation(
+        "Resume a parked, paused, failed or stale run",
+        ResumeAnswer,
+        body=ResumeRun,
+        errors=BODY_RUN_ERRORS,
+        description="409 WORKFLOW_MISMATCH when workflowPath names another workflow than "
+        "the run recorded",
+    )
     async def resume_run(request: Request) -> Response:
-        body = await ctx.limits.body(request)
-        path = body_field(body, "workflowPath", str)
+        path = (await ctx.limits.parse(request, ResumeRun)).workflowPath
         run_id = run_id_param(request, "RUN_NOT_FOUND")
         if await service.resume(run_id, path) == "running":
             return JSONResponse({"runId": run_id, "status": "running"})

@@ -18,6 +18,8 @@ from ..auth import normalise_origins
 from ..errors import SmithersError
 from ..metrics import CONTENT_TYPE, Metrics
 from .guard import GuardMiddleware
+from .models import Ok
+from .openapi import operation
 from .responses import JSONResponse, error, error_response
 
 logger = logging.getLogger("smithers.web")
@@ -48,11 +50,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error("SERVER_ERROR", "internal server error")
 
 
+@operation("Liveness", Ok, public=True)
 def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
 def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Response]:
+    @operation("Prometheus metrics", media_type="text/plain")
     def endpoint(request: Request) -> Response:
         return Response(metrics.exposition(), headers={"content-type": CONTENT_TYPE})
 

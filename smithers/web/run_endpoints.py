@@ -9,17 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..metrics import Metrics
 from ..service import RunService
 from .body import read_json_object
-from .params import body_field, invalid, path_name, query_int
+from .models import (
+    CancelAnswer,
+    Decide,
+    Decision,
+    EventsQuery,
+    Frame,
+    FramesQuery,
+    SendSignal,
+    SignalReceipt,
+)
+from .openapi import operation
+from .params import invalid, parse_model, parse_query, path_name, query_int
 from .responses import JSONResponse
 from .sse import EventStreamResponse, StreamSlots
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -33,12 +47,17 @@ class Limits:
     async def body(self, request: Request) -> dict[str, Any]:
         return await read_json_object(request, self.max_body_bytes, self.request_timeout_s)
 
+    async def parse(self, request: Request, model: type[M]) -> M:
+        """The body read within the limits and checked by `model`."""
+        return parse_model(model, await self.body(request))
+
 
 RunIdOf = Callable[[Request], str]
 Endpoint = Callable[[Request], Awaitable[Any]]
 
 
 def cancel_endpoint(service: RunService, run_id_of: RunIdOf) -> Endpoint:
+    @operation("Cancel a run", CancelAnswer, errors=(404, 409))
     async def cancel(request: Request) -> Response:
         at = await service.locate(run_id_of(request))
         await service.cancel(at)
@@ -48,13 +67,18 @@ def cancel_endpoint(service: RunService, run_id_of: RunIdOf) -> Endpoint:
 
 
 def events_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> Endpoint:
+    @operation(
+        "Server-sent events of the run",
+        query=EventsQuery,
+        errors=(404, 429),
+        media_type="text/event-stream",
+    )
     async def events(request: Request) -> EventStreamResponse:
         target = await service.locate(run_id_of(request))
-        after = query_int(request.query_params, "afterSeq", -1)
+        after = parse_query(EventsQuery, request.query_params).afterSeq
         last_id = query_int(
             {"Last-Event-ID": request.headers.get("last-event-id")}, "Last-Event-ID", None
         )
-        assert after is not None
         if last_id is not None:
             after = max(after, last_id)
         give_back = limits.streams.take(target.run_id)
@@ -76,12 +100,12 @@ def events_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> 
 
 
 def frames_endpoint(service: RunService, run_id_of: RunIdOf) -> Endpoint:
+    @operation("Render frames, newest first", list[Frame], query=FramesQuery, errors=(404,))
     async def frames(request: Request) -> Response:
         at = await service.locate(run_id_of(request))
-        limit = query_int(request.query_params, "limit", 50, minimum=1, maximum=1000)
-        after = query_int(request.query_params, "afterFrameNo", None)
-        assert limit is not None
-        return JSONResponse(await service.frames(at, limit=limit, after_frame_no=after))
+        query = parse_query(FramesQuery, request.query_params)
+        found = await service.frames(at, limit=query.limit, after_frame_no=query.afterFrameNo)
+        return JSONResponse(found)
 
     return frames
 
@@ -92,21 +116,25 @@ def decide_endpoint(
     """approve / deny. No caller identity is passed: these apps know one shared token, not
     who holds it, so an approval's `allowed_users` / `allowed_scopes` are not checked here."""
 
+    @operation(
+        f"{'Approve' if approved else 'Deny'} a waiting node",
+        Decision,
+        body=Decide,
+        errors=(404, 409),
+    )
     async def decide(request: Request) -> Response:
         at = await service.locate(run_id_of(request))
         node_id = path_name(request.path_params, "nodeId")
-        body = await limits.body(request)
-        iteration = body_field(body, "iteration", int, 0)
-        if iteration is None or iteration < 0:
-            raise invalid("iteration", "iteration must be >= 0")
+        body = await limits.parse(request, Decide)
+        iteration = body.iteration or 0
         decision = await service.decide(
             at,
             node_id,
             approved=approved,
             iteration=iteration,
-            note=body_field(body, "note", str),
-            decided_by=body_field(body, "decidedBy", str),
-            decision=body_field(body, "decision", dict),
+            note=body.note,
+            decided_by=body.decidedBy,
+            decision=body.decision,
         )
         return JSONResponse(decision.to_json())
 
@@ -114,18 +142,22 @@ def decide_endpoint(
 
 
 def signal_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> Endpoint:
+    """Deliver a signal, its payload checked against the model of the node that will
+    consume it."""
+
+    @operation("Deliver a named signal", SignalReceipt, body=SendSignal, errors=(404, 409))
     async def send_signal(request: Request) -> Response:
         at = await service.locate(run_id_of(request))
         name = path_name(request.path_params, "signalName")
         if not name.strip():
             raise invalid("signalName", "signal name must not be blank")
-        body = await limits.body(request)
-        correlation_id = body_field(body, "correlationId", str)
-        received_by = body_field(body, "receivedBy", str)
+        body = await limits.parse(request, SendSignal)
+        correlation_id = body.correlationId
+        received_by = body.receivedBy
         sent = await service.signal(
             at,
             name,
-            body.get("data", {}),
+            body.data,
             correlation_id=correlation_id,
             received_by=received_by,
         )

@@ -28,6 +28,8 @@ import pytest
 from tests.conftest import BACKENDS
 from tests.helpers import EXAMPLES
 
+from .openapi_check import ResponseCheck
+
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
 TOKEN_ENV = "SMITHERS_SRV_TEST_TOKEN"
 TERMINAL = ("finished", "failed", "cancelled")
@@ -60,6 +62,7 @@ class ServerProcess:
     log_path: Path
     clients: list[httpx.Client] = field(default_factory=list)
     db_url: str | None = None
+    openapi: ResponseCheck | None = None
 
     @property
     def url(self) -> str:
@@ -70,11 +73,26 @@ class ServerProcess:
         headers = dict(options.pop("headers", {}))
         if auth and self.token:
             headers.setdefault("authorization", f"Bearer {self.token}")
+        hooks = dict(options.pop("event_hooks", {}))
+        hooks["response"] = [*hooks.get("response", []), self.check_response]
         made = httpx.Client(
-            base_url=self.url, headers=headers, timeout=options.pop("timeout", 15.0), **options
+            base_url=self.url,
+            headers=headers,
+            timeout=options.pop("timeout", 15.0),
+            event_hooks=hooks,
+            **options,
         )
         self.clients.append(made)
         return made
+
+    def check_response(self, response: httpx.Response) -> None:
+        """Every JSON answer matches `/openapi.json` (fetched once per server)."""
+        if self.openapi is None:
+            headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+            res = httpx.get(f"{self.url}/openapi.json", headers=headers, timeout=15)
+            assert res.status_code == 200, res.text
+            self.openapi = ResponseCheck(res.json())
+        self.openapi.check(response)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
