@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .engine import ACTIVE_NODES, end_run
-from .errors import SmithersError
+from .errors import run_not_active
 from .lifecycle import locked_run
 from .store import runs as runs_q
 from .store.base import Store
@@ -41,11 +41,7 @@ def pause_run(store: Store, run_id: str) -> str:
     with store.write() as tx:
         run = locked_run(tx, run_id)
         if run.is_terminal:
-            raise SmithersError(
-                "RUN_NOT_ACTIVE",
-                f"run {run_id!r} is {run.status}",
-                {"runId": run_id, "status": run.status},
-            )
+            raise run_not_active(run_id, run.status)
         if run.status == "paused":
             return "paused"
         if run.status in WAITING_STATUSES:

@@ -7,6 +7,7 @@ parked run for any runtime to adopt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .errors import SmithersError
@@ -174,17 +175,9 @@ async def approve(
     caller: Principal | None = None,
 ) -> Decision:
     """Approve a node that waits for approval (`NODE_NOT_WAITING`, `ALREADY_DECIDED`)."""
+    fields = {"note": note, "decided_by": decided_by, "decision": decision, "caller": caller}
     return await store.run(
-        decide,
-        store,
-        run_id,
-        node_id,
-        approved=True,
-        iteration=iteration,
-        note=note,
-        decided_by=decided_by,
-        decision=decision,
-        caller=caller,
+        partial(decide, approved=True, iteration=iteration, **fields), store, run_id, node_id
     )
 
 
@@ -200,15 +193,7 @@ async def deny(
     caller: Principal | None = None,
 ) -> Decision:
     """Deny a node that waits for approval; its `on_deny` decides what happens next."""
+    fields = {"note": note, "decided_by": decided_by, "decision": decision, "caller": caller}
     return await store.run(
-        decide,
-        store,
-        run_id,
-        node_id,
-        approved=False,
-        iteration=iteration,
-        note=note,
-        decided_by=decided_by,
-        decision=decision,
-        caller=caller,
+        partial(decide, approved=False, iteration=iteration, **fields), store, run_id, node_id
     )

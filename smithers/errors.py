@@ -75,6 +75,13 @@ def run_not_found(run_id: str, code: str = "RUN_NOT_FOUND") -> SmithersError:
     return SmithersError(code, f"run {shown!r} not found", {"runId": shown})
 
 
+def run_not_active(run_id: str, status: str) -> SmithersError:
+    """The error for a command on a run that has ended (or cannot take it in `status`)."""
+    return SmithersError(
+        "RUN_NOT_ACTIVE", f"run {run_id!r} is {status}", {"runId": run_id, "status": status}
+    )
+
+
 def validation_errors(errors: Any) -> list[dict[str, Any]]:
     """A pydantic error list (`ValidationError.errors()`) as plain JSON: loc, msg, type."""
     return [

@@ -10,7 +10,7 @@ import os
 import secrets
 from typing import Literal
 
-from .errors import SmithersError, run_not_found
+from .errors import SmithersError, run_not_active, run_not_found
 from .ownership import owner_is_dead
 from .store import nodes as nodes_q
 from .store import runs as runs_q
@@ -81,11 +81,7 @@ def claim_for_resume(
     with store.write() as tx:
         run = locked_run(tx, run_id)
         if run.status in ("finished", "cancelled"):
-            raise SmithersError(
-                "RUN_NOT_ACTIVE",
-                f"run {run_id!r} is {run.status}",
-                {"runId": run_id, "status": run.status},
-            )
+            raise run_not_active(run_id, run.status)
         if is_live(run, tx.now, owner_id):
             raise SmithersError("RUN_IN_PROGRESS", f"run {run_id!r} is running", {"runId": run_id})
         if run.status == "failed":

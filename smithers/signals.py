@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .engine import validate_output
-from .errors import SmithersError, validation_errors
+from .errors import SmithersError, run_not_active, validation_errors
 from .lifecycle import locked_run, release_parked
 from .loader import loaded_version
 from .store import log as log_q
@@ -49,11 +49,7 @@ def send_signal(
     with store.write() as tx:
         run = locked_run(tx, run_id)
         if run.is_terminal:
-            raise SmithersError(
-                "RUN_NOT_ACTIVE",
-                f"run {run_id!r} is {run.status}",
-                {"runId": run_id, "status": run.status},
-            )
+            raise run_not_active(run_id, run.status)
         if workflow is None and run.workflow_path and run.workflow_hash:
             workflow = loaded_version(run.workflow_path, run.workflow_hash)
         if workflow is not None:

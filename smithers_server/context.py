@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -11,8 +10,6 @@ from smithers.errors import run_not_found
 from smithers.service import RunService
 from smithers.web.params import has_nul
 from smithers.web.run_endpoints import Limits
-
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 @dataclass
