@@ -14,10 +14,9 @@ from .store import nodes as nodes_q
 from .store import outputs as outputs_q
 from .store import runs as runs_q
 from .store.base import Store
-from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord
+from .store.records import RunRecord
 
 _STATE_BY_STATUS = {"finished": "succeeded"}
-RUN_STATUSES = TERMINAL_STATUSES | WAITING_STATUSES | {"running", "paused"}
 
 
 def run_state(store: Store, run: RunRecord, now: int | None = None) -> dict[str, Any]:

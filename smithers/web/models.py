@@ -13,8 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from ..queries import RUN_STATUSES
+from ..states import RunStatus
 from .params import INT64_MAX, INT64_MIN
+
+RUN_STATUSES = frozenset(str(status) for status in RunStatus)
 
 # `check_json` refuses NUL in any string before a model sees it; the schema says so.
 Text = Annotated[str, Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})]
