@@ -80,7 +80,28 @@ class RunHost:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Between `__aenter__` and `__aexit__` (an app's lifespan)."""
+        return self._tg is not None
+
+    def require_running(self) -> None:
+        if self._tg is None:
+            raise SmithersError(
+                "SERVER_NOT_STARTED",
+                "the app's lifespan has not run: serve it with uvicorn, test it inside "
+                "`with TestClient(app)` (or asgi-lifespan's LifespanManager), and forward "
+                "the lifespan of an app that mounts it (docs/testing.md)",
+            )
+
     async def __aenter__(self) -> RunHost:
+        # A host may live through several lifespans (a test client per test): each starts
+        # afresh, on the event loop it runs on.
+        self._stop = anyio.Event()
+        self._lock = anyio.Lock()
+        self._stores, self._runtimes = {}, {}
+        self._located.clear()
+        self.server_store = None
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         if self._db is not None:

@@ -56,6 +56,7 @@ class HostRuns:
         self.host = host
 
     async def locate(self, run_id: str) -> Located | None:
+        self.host.require_running()
         store = await self.host.call(self.host.locate, run_id)
         return None if store is None else Located(run_id, store, self.host.runtime(store))
 
@@ -145,6 +146,7 @@ class RunService:
     def _host(self) -> RunHost:
         if self.host is None:
             raise SmithersError("INVALID_REQUEST", "this surface serves a single run")
+        self.host.require_running()
         return self.host
 
     # -- starting and resuming -------------------------------------------------------------

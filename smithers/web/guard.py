@@ -83,7 +83,12 @@ class GuardMiddleware:
         authority, refusal = head_refusal(scope, headers)
         if refusal is not None:
             return refusal
-        if self.host_guard and authority is not None and not authority.is_loopback():
+        if (
+            self.host_guard
+            and authority is not None
+            and not authority.is_loopback()
+            and not in_process(scope, authority)
+        ):
             return SmithersError(
                 "FORBIDDEN", "this server has no token and only answers a loopback Host"
             )
@@ -117,6 +122,25 @@ class GuardMiddleware:
             # The body (if any) is unread and its framing not trusted: the connection ends.
             return {"connection": "close"}
         return None
+
+
+# The host name in-process ASGI clients (httpx's ASGITransport, Starlette's TestClient)
+# put in the URL by default; they report it as the ASGI `server` too.
+IN_PROCESS_HOST = "testserver"
+
+
+def in_process(scope: Scope, authority: Authority) -> bool:
+    """A request from an in-process test client, not from the network: its `server` is
+    the name the client invented. A server on a socket reports the socket's address there
+    (an IP, or a path), whatever Host a browser was tricked into sending, so a rebinding
+    attack cannot pass for this."""
+    server = scope.get("server")
+    return (
+        authority.host == IN_PROCESS_HOST
+        and isinstance(server, list | tuple)
+        and len(server) == 2
+        and server[0] == IN_PROCESS_HOST
+    )
 
 
 def head_refusal(scope: Scope, headers: Headers) -> tuple[Authority | None, SmithersError | None]:
