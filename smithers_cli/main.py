@@ -26,8 +26,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+def _version() -> str:
+    """The installed distribution's version (`smithers-asgi`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("smithers-asgi")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="smithers", description="Durable workflow runs.")
+    parser.add_argument("--version", action="version", version=f"smithers {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run a workflow file in the foreground")
     up.add_argument("workflow", help="path to the workflow's .py file")

@@ -46,6 +46,14 @@ def test_up_exits_1_when_the_run_fails(tmp_path: Path) -> None:
     assert "run failed: ValueError: this task always fails" in done.stdout
 
 
+def test_version_is_one_line() -> None:
+    from importlib.metadata import version
+
+    done = smithers("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"smithers {version('smithers-asgi')}"
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     cases = [
         ("up", str(tmp_path / "missing.py")),
