@@ -200,26 +200,42 @@ def run_events(store: Store, run_id: str, after_seq: int = -1) -> list[Event]:
             after_seq = page[-1].seq
 
 
+def _output_json(store: Store, table_name: str, mapping: dict[str, Any]) -> dict[str, Any]:
+    model = store.output_models.get(table_name)
+    if model is not None:
+        return outputs_q.from_row(model, mapping)
+    return {k: v for k, v in mapping.items() if k not in ("run_id", "node_id", "iteration")}
+
+
 def run_outputs(store: Store, run_id: str) -> dict[str, Any]:
     """Each finished node's output (latest iteration), by node id, as JSON."""
     with store.read() as conn:
         rows = outputs_q.finished_outputs(conn, run_id, store.output_tables)
-    out: dict[str, Any] = {}
-    for node_id, table_name, mapping in rows:
-        model = store.output_models.get(table_name)
-        if model is not None:
-            out[node_id] = outputs_q.from_row(model, mapping)
-        else:
-            out[node_id] = {
-                k: v for k, v in mapping.items() if k not in ("run_id", "node_id", "iteration")
-            }
-    return out
+    return {node_id: _output_json(store, table, row) for node_id, _, table, _, row in rows}
+
+
+def output_list(store: Store, run_id: str, node_id: str | None = None) -> list[dict[str, Any]]:
+    """What the run's tasks produced, one item per finished node and iteration, in the order
+    they finished: `{nodeId, iteration, outputKey, output, finishedAtMs}`."""
+    with store.read() as conn:
+        rows = outputs_q.finished_outputs(conn, run_id, store.output_tables, node_id)
+    return [
+        {
+            "nodeId": found_id,
+            "iteration": iteration,
+            "outputKey": table,
+            "output": _output_json(store, table, row),
+            "finishedAtMs": finished_at,
+        }
+        for found_id, iteration, table, finished_at, row in rows
+    ]
 
 
 __all__ = [
     "get_run",
     "list_frames",
     "list_runs",
+    "output_list",
     "pending_approvals",
     "run_outputs",
     "run_state",

@@ -301,6 +301,13 @@ class RunService:
             queries.list_frames, at.store, run_id, limit=limit, after_frame_no=after_frame_no
         )
 
+    async def output_list(
+        self, run: str | Located, node_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """What the run's tasks produced, in the order they finished (`node_id`: one node's)."""
+        at = await self._at(run)
+        return await at.store.run(queries.output_list, at.store, at.run_id, node_id)
+
     async def outputs(self, run: str | Located) -> dict[str, Any]:
         at = await self._at(run)
         run_id = at.run_id

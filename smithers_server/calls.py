@@ -159,5 +159,10 @@ def frames_call(run_id: str, limit: int | None, after_frame_no: int | None) -> C
     return Call("GET", run_path(run_id, "frames"), items_of(None), params=params)
 
 
+def outputs_call(run_id: str, node_id: str | None) -> Call[list[Json]]:
+    params = present(nodeId=node_id)
+    return Call("GET", run_path(run_id, "outputs"), items_of(None), params=params)
+
+
 def simple_call(method: str, path: str, body: Json | None = None) -> Call[Json]:
     return Call(method, path, as_object, body=body)

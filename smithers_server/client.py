@@ -32,6 +32,7 @@ from .calls import (
     frames_call,
     items_of,
     list_runs_call,
+    outputs_call,
     present,
     result,
     run_path,
@@ -149,6 +150,10 @@ class SmithersClient:
         self, run_id: str, *, limit: int | None = None, after_frame_no: int | None = None
     ) -> list[Json]:
         return self._send(frames_call(run_id, limit, after_frame_no))
+
+    def outputs(self, run_id: str, *, node_id: str | None = None) -> list[Json]:
+        """What the run's tasks produced, in the order they finished."""
+        return self._send(outputs_call(run_id, node_id))
 
     def approvals(self) -> list[Json]:
         return self._send(Call("GET", "/v1/approvals", items_of("approvals")))

@@ -11,6 +11,8 @@ from starlette.routing import Route
 from smithers.errors import SmithersError
 from smithers.web.models import (
     ListRunsQuery,
+    OutputItem,
+    OutputsQuery,
     ResumeAnswer,
     ResumeRun,
     RunConfig,
@@ -94,6 +96,12 @@ def routes(ctx: ServerContext) -> list[Route]:
             return JSONResponse({"runId": run_id, "status": "running"})
         return JSONResponse({"runId": run_id})
 
+    @operation("What the run's tasks produced", list[OutputItem], query=OutputsQuery, errors=(404,))
+    async def outputs(request: Request) -> Response:
+        at = await service.locate(run_id_param(request))
+        query = parse_query(OutputsQuery, request.query_params)
+        return JSONResponse(await service.output_list(at, query.nodeId))
+
     return [
         Route("/v1/runs", runs_collection, methods=["GET", "POST"]),
         Route("/v1/runs/{runId}", get_run, methods=["GET"]),
@@ -105,4 +113,5 @@ def routes(ctx: ServerContext) -> list[Route]:
             methods=["GET"],
         ),
         Route("/v1/runs/{runId}/frames", frames_endpoint(service, run_id_param), methods=["GET"]),
+        Route("/v1/runs/{runId}/outputs", outputs, methods=["GET"]),
     ]

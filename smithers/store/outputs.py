@@ -137,34 +137,38 @@ def read_outputs(
 
 
 def finished_outputs(
-    conn: Connection, run_id: str, tables: dict[str, sa.Table]
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """`(node_id, output table, row)` of each finished node with an output, in the order
-    they finished (a node's latest iteration last). Tables this process has not opened are
-    reflected from the database."""
+    conn: Connection, run_id: str, tables: dict[str, sa.Table], node_id: str | None = None
+) -> list[tuple[str, int, str, int, dict[str, Any]]]:
+    """`(node_id, iteration, output table, finished at, row)` of each finished node with an
+    output (only `node_id`'s when given), in the order they finished. Tables this process
+    has not opened are reflected from the database."""
     from .schema import nodes
 
-    found = conn.execute(
-        sa.select(nodes.c.node_id, nodes.c.iteration, nodes.c.output_table)
+    query = (
+        sa.select(nodes.c.node_id, nodes.c.iteration, nodes.c.output_table, nodes.c.updated_at_ms)
         .where(
             nodes.c.run_id == run_id,
             nodes.c.state == "finished",
             nodes.c.output_table.is_not(None),
         )
         .order_by(nodes.c.updated_at_ms, nodes.c.iteration)
-    ).all()
-    rows: list[tuple[str, str, dict[str, Any]]] = []
-    for node_id, iteration, table_name in found:
+    )
+    if node_id is not None:
+        query = query.where(nodes.c.node_id == node_id)
+    rows: list[tuple[str, int, str, int, dict[str, Any]]] = []
+    for found_id, iteration, table_name, finished_at in conn.execute(query).all():
         table = tables.get(table_name)
         if table is None:
             table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
         row = conn.execute(
             sa.select(table).where(
                 table.c.run_id == run_id,
-                table.c.node_id == node_id,
+                table.c.node_id == found_id,
                 table.c.iteration == iteration,
             )
         ).first()
         if row is not None:
-            rows.append((node_id, table_name, dict(row._mapping)))
+            rows.append(
+                (found_id, int(iteration), table_name, int(finished_at), dict(row._mapping))
+            )
     return rows

@@ -99,6 +99,10 @@ class FramesQuery(Query):
     afterFrameNo: Int64 | None = None
 
 
+class OutputsQuery(Query):
+    nodeId: Text | None = None
+
+
 class EventsQuery(Query):
     afterSeq: Int64 = -1
 
@@ -191,6 +195,14 @@ class Frame(Answer):
     mountedTaskIdsJson: str
     taskIndexJson: str
     note: str | None
+
+
+class OutputItem(Answer):
+    nodeId: str
+    iteration: int
+    outputKey: str
+    output: dict[str, Any]
+    finishedAtMs: int
 
 
 class Decision(Answer):

@@ -253,6 +253,17 @@ def proxy(server: ServerHandle) -> Iterator[Proxy]:
 # -- plain calls against the real server ------------------------------------------------------
 
 
+def test_outputs(client: SmithersClient) -> None:
+    run_id = client.start_run("sequence.py", {"start": 2})
+    wait_for(client, run_id, "finished")
+    assert [i["output"] for i in client.outputs(run_id)] == [
+        {"value": 2},
+        {"value": 3},
+        {"value": 4},
+    ]
+    assert [i["nodeId"] for i in client.outputs(run_id, node_id="three")] == ["three"]
+
+
 def test_health_start_get_list_frames(client: SmithersClient) -> None:
     assert client.health() == {"ok": True}
     run_id = client.start_run("hello.py", {"name": "Ada"})

@@ -730,6 +730,25 @@ FRAME_KEYS = {
 }
 
 
+def test_outputs(client: httpx.Client) -> None:
+    run_id = start_run(client, "sequence.py", input={"start": 5})
+    wait_status(client, run_id, "finished")
+    res = client.get(f"/v1/runs/{run_id}/outputs")
+    assert res.status_code == 200, res.text
+    items = res.json()
+    assert [(i["nodeId"], i["iteration"], i["outputKey"], i["output"]) for i in items] == [
+        ("one", 0, "step", {"value": 5}),
+        ("two", 0, "step", {"value": 6}),
+        ("three", 0, "step", {"value": 7}),
+    ]
+    finished = [i["finishedAtMs"] for i in items]
+    assert finished == sorted(finished) and all(isinstance(t, int) for t in finished)
+    only = client.get(f"/v1/runs/{run_id}/outputs", params={"nodeId": "two"}).json()
+    assert [i["output"] for i in only] == [{"value": 6}]
+    assert client.get(f"/v1/runs/{run_id}/outputs", params={"nodeId": "none"}).json() == []
+    assert_error(client.get("/v1/runs/no-such-run/outputs"), 404, "NOT_FOUND")
+
+
 def test_frames(client: httpx.Client) -> None:
     run_id = start_run(client, "loop.py", input={"length": 4})
     wait_status(client, run_id, "finished")
