@@ -140,9 +140,12 @@ class Store:
         processes open a new or older database at once, one migrates and the others wait,
         then find it migrated. A newer database is refused (`SCHEMA_TOO_NEW`).
         """
-        with self.read() as conn:
-            if schema_version(conn) == len(migrations):
-                return
+        if self.dialect != "sqlite":
+            # SQLite opens through the write lock below: the first connections to a new
+            # file switch it to WAL, which they must not do at once ("database is locked").
+            with self.read() as conn:
+                if schema_version(conn) == len(migrations):
+                    return
         with self._ddl_lock, self.write() as tx:
             self._lock_ddl(tx.conn)
             migrate(tx.conn, migrations)
