@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from . import lifecycle, queries
 from .definition import SmithersWorkflow
 from .engine import in_thread
-from .errors import SmithersError, run_not_found
+from .errors import SmithersError, run_not_active, run_not_found
 from .loader import DEFAULT_LOAD_TIMEOUT_S, load_workflow_async, loaded_version
 from .mirror import mirror_run
 from .runtime import Runtime
@@ -230,12 +230,6 @@ class RunHost:
             return fn(*args)
         return await in_thread(fn, *args)
 
-    async def find(self, run_id: str) -> Store:
-        store = await self.call(self.locate, run_id)
-        if store is None:
-            raise run_not_found(run_id)
-        return store
-
     def require_server_store(self) -> Store:
         if self.server_store is None:
             raise SmithersError("DB_NOT_CONFIGURED", "this server has no database of its own")
@@ -269,16 +263,15 @@ class RunHost:
             if self.server_store is not None and self._tg is not None:
                 self._tg.start_soon(mirror_run, store, self.server_store, run_id)
 
-    async def resume(self, run_id: str, workflow: SmithersWorkflow | None = None) -> str:
-        """Continue a run: `"resumed"`, or `"running"` when it is live already."""
-        store = await self.find(run_id)
-        run = queries.get_run(store, run_id)
+    async def resume(
+        self, store: Store, run_id: str, workflow: SmithersWorkflow | None = None
+    ) -> str:
+        """Continue a run of `store`: `"resumed"`, or `"running"` when it is live already."""
+        run = await store.run(queries.get_run, store, run_id)
         if run is None:
             raise run_not_found(run_id)
         if run.status in ("finished", "cancelled"):
-            raise SmithersError(
-                "RUN_NOT_ACTIVE", f"run {run_id!r} is {run.status}", {"runId": run_id}
-            )
+            raise run_not_active(run_id, run.status)
         if workflow is not None:
             # Only the workflow the run recorded (its file may have changed: WorkflowReloaded).
             recorded = queries.path_in_root(run.workflow_path, self.root_dir)

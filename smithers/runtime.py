@@ -354,40 +354,34 @@ class Runtime:
         """Adopt the runs that need an owner and that `resolve` can load: stale, orphaned,
         unowned (decided or signalled while parked), or parked on a due timer, each in a
         task of its own; returns the ids now driven here."""
-        adoptable, due = await self.store.run(self._adoptable)
+        candidates = await self.store.run(self._adoptable)
         async with anyio.create_task_group() as tg:
-            for run in adoptable:
-                tg.start_soon(self._adopt_once, run.run_id, run, False)
-            for run in due:
-                tg.start_soon(self._adopt_once, run.run_id, run, True)
-        return [run.run_id for run in (*adoptable, *due) if run.run_id in self._live]
+            for run, timer_due in candidates:
+                tg.start_soon(self._adopt_once, run.run_id, run, timer_due)
+        return [run.run_id for run, _ in candidates if run.run_id in self._live]
 
     async def _scan_for_adoption(self) -> None:
         """The background pass of `recover_stale_runs`: it starts adoptions and does not
         wait for them, so the next pass is never late behind a slow import."""
-        adoptable, due = await self.store.run(self._adoptable)
-        for run in adoptable:
-            self._adopt_soon(run.run_id, run)
-        for run in due:
-            self._adopt_soon(run.run_id, run, timer_due=True)
+        for run, timer_due in await self.store.run(self._adoptable):
+            self._adopt_soon(run.run_id, run, timer_due=timer_due)
 
-    def _adoptable(self) -> tuple[list[RunRecord], list[RunRecord]]:
-        """Runs to adopt (unowned, stale, orphaned) and parked runs whose timer is due."""
+    def _adoptable(self) -> list[tuple[RunRecord, bool]]:
+        """Runs to adopt (unowned, stale, orphaned), and parked runs whose timer is due
+        (`True` beside them), that this process does not drive already."""
         now = self.now()
         with self.store.read() as conn:
-            found = runs_q.claimable_runs(conn, stale_before=lifecycle.stale_before(now))
             ids = [
                 run_id
                 for run_id, owner in runs_q.running_runs_owned_by_others(conn, self.owner_id)
                 if owner_is_dead(owner)
             ]
-            found += [r for r in map(partial(runs_q.get_run, conn), ids) if r is not None]
-            due_ids = nodes_q.waiting_timer_due(conn, now)
-            due = [r for r in map(partial(runs_q.get_run, conn), due_ids) if r is not None]
-        return (
-            [r for r in found if r.run_id not in self._live],
-            [r for r in due if r.run_id not in self._live],
-        )
+            read = partial(runs_q.get_run, conn)
+            claimable = runs_q.claimable_runs(conn, stale_before=lifecycle.stale_before(now))
+            orphaned = [run for run in map(read, ids) if run is not None]
+            due = [run for run in map(read, nodes_q.waiting_timer_due(conn, now)) if run]
+        found = [(run, False) for run in (*claimable, *orphaned)] + [(run, True) for run in due]
+        return [(run, due) for run, due in found if run.run_id not in self._live]
 
 
 TERMINAL_EVENT_STOP = frozenset({"RunCancelled"})

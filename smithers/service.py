@@ -46,6 +46,10 @@ class Runs(Protocol):
 
     async def workflow_of(self, located: Located) -> SmithersWorkflow | None: ...
 
+    async def view(self, run_id: str) -> dict[str, Any] | None:
+        """The run's view, read in one pass (the hot path of `GET /v1/runs/{id}`)."""
+        ...
+
     def stores(self) -> list[Store]: ...
 
 
@@ -63,6 +67,10 @@ class HostRuns:
     async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
         run = await located.store.run(queries.get_run, located.store, located.run_id)
         return None if run is None else await self.host.workflow_of(run)
+
+    async def view(self, run_id: str) -> dict[str, Any] | None:
+        self.host.require_running()
+        return await self.host.call(self.host.view, run_id)
 
     def stores(self) -> list[Store]:
         return self.host.stores()
@@ -82,6 +90,9 @@ class StoreRuns:
     async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
         return None
 
+    async def view(self, run_id: str) -> dict[str, Any] | None:
+        return await self.store.run(queries.run_view, self.store, run_id)
+
     def stores(self) -> list[Store]:
         return [self.store]
 
@@ -100,6 +111,12 @@ class OneRun:
 
     async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
         return self.workflow
+
+    async def view(self, run_id: str) -> dict[str, Any] | None:
+        if run_id != self.located.run_id:
+            return None
+        store = self.located.store
+        return await store.run(queries.run_view, store, run_id)
 
     def stores(self) -> list[Store]:
         return [self.located.store]
@@ -174,26 +191,24 @@ class RunService:
         run (the order of `POST /v1/runs` with `resume`)."""
         host = self._host()
         workflow = await host.load(workflow_path) if workflow_path and load_first else None
-        await self.locate(run_id, "RUN_NOT_FOUND")
+        at = await self.locate(run_id, "RUN_NOT_FOUND")
         if workflow_path and workflow is None:
             workflow = await host.load(workflow_path)
-        return await host.resume(run_id, workflow)
+        return await host.resume(at.store, run_id, workflow)
 
     # -- commands --------------------------------------------------------------------------
 
     async def cancel(self, run: str | Located) -> None:
         """Cancel a run; RUN_NOT_ACTIVE when it has ended already."""
         at = await self._at(run)
-        run_id = at.run_id
-        if await at.store.run(commands.cancel_run, at.store, run_id) == "already-terminal":
+        if await commands.cancel(at.store, at.run_id) == "already-terminal":
             raise SmithersError(
-                "RUN_NOT_ACTIVE", f"run {run_id!r} has already ended", {"runId": run_id}
+                "RUN_NOT_ACTIVE", f"run {at.run_id!r} has already ended", {"runId": at.run_id}
             )
 
     async def pause(self, run: str | Located) -> str:
         at = await self._at(run)
-        run_id = at.run_id
-        return await at.store.run(commands.pause_run, at.store, run_id)
+        return await commands.pause(at.store, at.run_id)
 
     async def decide(
         self,
@@ -236,17 +251,9 @@ class RunService:
         """Deliver a signal, its payload checked against the model of the node that will
         consume it (the run's workflow is found as a resume would find it)."""
         at = await self._at(run)
-        run_id = at.run_id
         workflow = await self.runs.workflow_of(at)
-        return await at.store.run(
-            signals.send_signal,
-            at.store,
-            run_id,
-            name,
-            data,
-            correlation_id=correlation_id,
-            received_by=received_by,
-            workflow=workflow,
+        return await signals.signal(
+            at.store, at.run_id, name, data, correlation_id, received_by, workflow=workflow
         )
 
     async def rewind(self, run: str | Located, frame_no: int, *, caller: str | None = None) -> int:
@@ -263,8 +270,7 @@ class RunService:
 
     async def view(self, run_id: str, *, not_found: str = "NOT_FOUND") -> dict[str, Any]:
         """The run's status and node summary (`not_found`: the code for no such run)."""
-        at = await self.locate(run_id, not_found)
-        found = await at.store.run(queries.run_view, at.store, run_id)
+        found = None if "\x00" in run_id else await self.runs.view(run_id)
         if found is None:
             raise run_not_found(run_id, not_found)
         return found

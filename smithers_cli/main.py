@@ -115,14 +115,13 @@ def _server(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not root.is_dir():
         raise UsageError(f"--root {args.root} is not a directory")
-    if args.db:
-        # Open (and migrate) the database now: a refusal (say, a schema newer than this
-        # version) is one line here, not a traceback from inside the server's start-up.
-        open_store(args.db).close()
+    # Open (and migrate) the database here, once, and hand it to the app: a refusal (say,
+    # a schema newer than this version) is one line, not a traceback from the start-up.
+    db = open_store(args.db) if args.db else None
     config = server_config(
         port=args.port,
         host=args.host,
-        db=args.db,
+        db=db,
         root_dir=root,
         max_body_bytes=args.max_body_bytes,
         allow_network=args.allow_network,
@@ -141,8 +140,13 @@ def _server(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}"
     auth = "on" if configured_token(None, args.token_env) else "off"
-    db = args.db or f"none; runs of workflows without a db go to {default_db_path(root.resolve())}"
-    print(f"smithers server on {url} (root {root.resolve()}, db {db}, auth {auth})", flush=True)
+    shown_db = (
+        args.db or f"none; runs of workflows without a db go to {default_db_path(root.resolve())}"
+    )
+    print(
+        f"smithers server on {url} (root {root.resolve()}, db {shown_db}, auth {auth})",
+        flush=True,
+    )
     print(
         f"start a run: curl -X POST {url}/v1/runs -H 'content-type: application/json' "
         f'-d \'{{"workflowPath": "hello.py", "input": {{"name": "you"}}}}\'',
