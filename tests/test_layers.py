@@ -63,3 +63,14 @@ def test_a_forbidden_import_breaks_make_lint(
     done = lint(broken)
     assert done.returncode != 0
     assert f"{contract}" in done.stdout and "BROKEN" in done.stdout, done.stdout
+
+
+def test_no_module_of_the_packages_is_over_400_lines() -> None:
+    """A module over ~400 lines is usually two modules (docs/architecture.md)."""
+    long = {
+        str(path.relative_to(ROOT)): count
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if (count := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}
