@@ -242,6 +242,16 @@ def database_url(url: str) -> sa.URL:
         raise SmithersError("INVALID_REQUEST", f"invalid database URL: {url}") from exc
 
 
+def shown_db_url(db: str) -> str:
+    """A database URL as people should see it: SQLite paths made absolute (so a hint works
+    from another folder) and any password hidden (banners, hints and logs are read by
+    others)."""
+    parsed = database_url(db)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=os.path.abspath(parsed.database or ""))
+    return parsed.render_as_string(hide_password=True)
+
+
 def create_db_engine(url: str) -> Engine:
     """An Engine for a SQLAlchemy URL, a bare SQLite path, or `postgres://...`."""
     parsed = database_url(url)

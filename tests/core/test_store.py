@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -82,3 +84,16 @@ def test_opening_a_new_database_from_many_places_at_once(db_url: str) -> None:
     for store in opened:
         store.close()
     assert errors == [] and len(opened) == 6
+
+
+def test_shown_db_url_is_absolute_for_sqlite_and_hides_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smithers.store.base import shown_db_url
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_db_url("runs.db") == f"sqlite:///{tmp_path / 'runs.db'}"
+    assert shown_db_url("sqlite:///sub/runs.db") == f"sqlite:///{tmp_path / 'sub' / 'runs.db'}"
+    shown = shown_db_url("postgresql://alice:s3cret@db.example:5432/app")
+    assert "s3cret" not in shown
+    assert shown == "postgresql+psycopg://alice:***@db.example:5432/app"
