@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PORT ?= 7331
+DB ?= sqlite:///smithers.db
 PACKAGES := smithers smithers_server smithers_serve smithers_gateway smithers_cli
 
 .PHONY: run test lint typecheck clean
@@ -19,7 +21,7 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/smithers server --root examples --db sqlite:///smithers.db
+	$(BIN)/smithers server --root examples --db $(DB) --port $(PORT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
