@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import scopes as scopes_
 from .clock import now_ms
 
 
@@ -15,9 +16,15 @@ class Principal:
     user_id: str | None = None
     role: str = "operator"
     scopes: frozenset[str] = frozenset()
+    token_id: str | None = None
 
     def has_any_scope(self, wanted: list[str] | tuple[str, ...] | frozenset[str]) -> bool:
-        return "*" in self.scopes or not self.scopes.isdisjoint(wanted)
+        """Whether the caller holds one of `wanted`, counting what its grants imply."""
+        return any(scopes_.allows(self.scopes, scope) for scope in wanted)
+
+    def allows(self, required: str | None, method: str | None = None) -> bool:
+        """Whether the caller may call `method`, which needs scope `required`."""
+        return scopes_.allows(self.scopes, required, method)
 
     def to_auth(self) -> dict[str, Any]:
         """`ctx.auth` of a run this caller starts: `{triggeredBy, role, scopes, createdAt}`."""
