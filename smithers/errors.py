@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+from .tracebacks import user_traceback
 
 STATUS_BY_CODE: dict[str, int] = {
     "INVALID_REQUEST": 400,
@@ -95,8 +98,15 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def error_json(exc: BaseException) -> dict[str, Any]:
-    """The JSON stored for a failure (run error, node error)."""
+def error_json(exc: BaseException, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The JSON stored for a failure (run error, node error). When the failure was raised
+    in the user's code, `traceback` holds its formatted traceback from the user's first
+    frame (file names relative to `root` when inside it)."""
     if isinstance(exc, SmithersError):
-        return exc.to_json()
-    return {"code": "TASK_FAILED", "message": f"{type(exc).__name__}: {exc}"}
+        body = exc.to_json()
+    else:
+        body = {"code": "TASK_FAILED", "message": f"{type(exc).__name__}: {exc}"}
+    shown = user_traceback(exc, root)
+    if shown is not None:
+        body["traceback"] = shown
+    return body

@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 from sqlalchemy.exc import IntegrityError
 
-from . import lifecycle, queries
+from . import lifecycle, queries, runlog
 from .clock import now_ms
 from .definition import SmithersWorkflow
 from .engine import RunDriver, end_run, ensure_output_tables, in_thread
@@ -233,14 +233,19 @@ class Runtime:
 
     async def _drive(self, live: _Live) -> None:
         run_id = live.driver.run_id
+        status = "lost"
         try:
             status = await live.driver.drive()
             logger.debug("run %s stopped: %s", run_id, status)
         except Exception:
             logger.exception("run %s: engine error", run_id)
+            status = "failed"
             with anyio.CancelScope(shield=True):
                 await self.store.run(self._fail_on_crash, run_id)
         finally:
+            if status not in ("lost", "running"):
+                with anyio.CancelScope(shield=True):
+                    await self.store.run(runlog.run_stopped, self.store, run_id)
             if self._live.get(run_id) is live:
                 del self._live[run_id]
                 self._heartbeat.beat_for(frozenset(self._live))

@@ -90,7 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--max-streams", type=int, default=1000, help="open SSE streams, in all")
     server.add_argument("--max-streams-per-run", type=int, default=100, help="on one run")
-    server.add_argument("--log-level", default="warning")
+    server.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        help="of the server's log on stderr (default warning: failures; info adds runs)",
+    )
+    server.add_argument("--access-log", action="store_true", help="log a line per request")
 
     from .operators import add_parsers
 
@@ -130,12 +136,14 @@ def _server(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         token_env=args.token_env,
         log_level=args.log_level,
+        access_log=args.access_log,
         sse_keepalive_ms=args.sse_keepalive,
         load_timeout=args.load_timeout,
         max_streams=args.max_streams,
         max_streams_per_run=args.max_streams_per_run,
         allowed_origins=args.allowed_origin,
     )
+    _log_runs_at(args.log_level)
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}"
@@ -154,6 +162,14 @@ def _server(args: argparse.Namespace) -> int:
     )
     server.run()
     return 0 if server.started else 1
+
+
+def _log_runs_at(log_level: str) -> None:
+    """The `smithers.*` loggers follow --log-level (or SMITHERS_LOG_LEVEL, if lower)."""
+    from uvicorn.config import LOG_LEVELS
+
+    level = min(LOG_LEVELS[log_level], logging.getLogger().getEffectiveLevel())
+    logging.getLogger("smithers").setLevel(level)
 
 
 def _read_input(args: argparse.Namespace) -> Any:

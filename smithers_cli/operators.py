@@ -206,11 +206,21 @@ def print_run(view: Json, out: TextIO) -> None:
     if state.get("blocked"):
         print(f"waits on  {json.dumps(state['blocked'])}", file=out)
     if view.get("error"):
-        error = view["error"]
-        print(
-            f"error     {error.get('message', error) if isinstance(error, dict) else error}",
-            file=out,
-        )
+        print_error(view["error"], out)
+
+
+def print_error(error: Any, out: TextIO) -> None:
+    """A run's error: its message, the node that failed it, and the traceback of the
+    user's code when it has one."""
+    if not isinstance(error, dict):
+        print(f"error     {error}", file=out)
+        return
+    print(f"error     {error.get('message', error)}", file=out)
+    if error.get("nodeId"):
+        print(f"node      {error['nodeId']} (iteration {error.get('iteration', 0)})", file=out)
+    shown = error.get("traceback")
+    if isinstance(shown, str) and shown:
+        print(shown.rstrip("\n"), file=out)
 
 
 def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:

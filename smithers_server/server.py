@@ -36,10 +36,14 @@ def server_config(
     insecure: bool = False,
     token_env: str = "SMITHERS_API_KEY",
     log_level: str = "warning",
+    access_log: bool = False,
     allowed_origins: Iterable[str] = (),
     **app_options: Any,
 ) -> uvicorn.Config:
-    """The uvicorn config serving `create_app(...)`; refuses an open non-loopback bind."""
+    """The uvicorn config serving `create_app(...)`; refuses an open non-loopback bind.
+
+    `log_level` is uvicorn's (its loggers write to stderr); `access_log` adds a line per
+    request (at INFO, whatever the level)."""
     check_bind(host, configured_token(auth_token, token_env), insecure)
     app = create_app(
         db=db,
@@ -54,7 +58,12 @@ def server_config(
         **app_options,
     )
     return uvicorn_config(
-        app, host=host, port=port, headers_timeout_ms=headers_timeout, log_level=log_level
+        app,
+        host=host,
+        port=port,
+        headers_timeout_ms=headers_timeout,
+        log_level=log_level,
+        access_log=access_log,
     )
 
 

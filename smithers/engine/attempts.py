@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 
+from .. import runlog
 from ..context import OutputCache
 from ..errors import SmithersError, error_json
 from ..store import nodes as nodes_q
@@ -61,6 +62,7 @@ class Attempts:
     frame_no: Callable[[], int]  # the frame new attempts start in
     root_dir: str
     allow_network: bool
+    workflow_name: Callable[[], str]  # the run's name, for log lines
     contexts: set[TaskContext] = field(default_factory=set)
 
     def cancel(self) -> None:
@@ -80,7 +82,7 @@ class Attempts:
                     value = await self._execute(ready, attempt)
                     model = validate_output(ready.output, value)
                 except Exception as exc:
-                    err = error_json(exc)
+                    err = error_json(exc, self.root_dir)
                     failures = attempt - abandoned
                     if failures <= ready.task.retries:
                         await self.store.run(self._retry, ready, attempt, err)
@@ -96,6 +98,19 @@ class Attempts:
                     break
         except RunLost:
             pass
+
+    def _log_failure(self, ready: ReadyTask, attempt: int, err: Any, *, retrying: bool) -> None:
+        """Called in the transaction that records the failure, once the run is known to be
+        ours: a run lost meanwhile logs nothing, and a cancelled driver cannot skip it."""
+        runlog.task_failed(
+            self.run_id,
+            self.workflow_name(),
+            ready.task.id,
+            ready.iteration,
+            attempt,
+            err,
+            retrying=retrying,
+        )
 
     def _count_abandoned(self, ready: ReadyTask) -> int:
         with self.store.read() as conn:
@@ -140,6 +155,7 @@ class Attempts:
         node_id, it = ready.task.id, ready.iteration
         with self.store.write() as tx:
             lock_owned(tx, self.run_id, self.owner_id)
+            self._log_failure(ready, attempt, err, retrying=True)
             nodes_q.finish_attempt(
                 tx.conn, self.run_id, node_id, it, attempt, state="failed", now=tx.now, error=err
             )
@@ -158,6 +174,8 @@ class Attempts:
         applied: list[Applied] = []
         with self.store.write() as tx:
             lock_owned(tx, self.run_id, self.owner_id)
+            if err is not None:
+                self._log_failure(ready, attempt, err, retrying=False)
             state = "failed" if err is not None else "finished"
             if model is not None and ready.output is not None:
                 table = self.store.output_tables[ready.output.key]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
 
-from .. import queries
+from .. import queries, runlog
 from ..context import Ctx, OutputCache
 from ..definition import SmithersWorkflow
 from ..errors import SmithersError, error_json
@@ -30,8 +29,6 @@ from .render import render
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
-
-logger = logging.getLogger("smithers.engine")
 
 PARK_PRIORITY = ("approval", "event", "timer")
 NO_PROGRESS = {"code": "NO_PROGRESS", "message": "no node can progress"}
@@ -105,12 +102,15 @@ class RunDriver:
             frame_no=lambda: self.frame_no,
             root_dir=runtime.root_dir,
             allow_network=runtime.allow_network,
+            workflow_name=lambda: self.workflow_name,
         )
+        self.workflow_name = workflow.name  # the run's, once a render names it
         self.cancelled = False
         # Which optional node tables the workflow has used so far (sticky: a branch that
         # disappears and comes back still finds its state). The first render loads all.
         self.uses: frozenset[str] = nodes_q.ALL_PARTS
         self._rendered_once = False
+        self._announced = False
 
     # -- signals from outside --------------------------------------------------------------
 
@@ -207,12 +207,14 @@ class RunDriver:
                     self.workflow, partial(self.workflow.render, ctx), tables, self.outputs, tx.now
                 )
             except Exception as exc:
-                logger.warning("render of run %s failed: %s", self.run_id, exc)
-                error = error_json(exc)
+                error = error_json(exc, self.runtime.root_dir)
                 if not isinstance(exc, SmithersError):
                     error["code"] = "RENDER_FAILED"
+                self._announce()
                 end_run(tx, self.run_id, "failed", error)
                 return Step("failed")
+            self.workflow_name = rendered.name or run.workflow_name
+            self._announce()
             if not self._rendered_once and rendered.name and rendered.name != run.workflow_name:
                 # The name users give `Workflow("...")` is the run's name, as in the original.
                 runs_q.update_run(tx.conn, self.run_id, workflow_name=rendered.name)
@@ -261,6 +263,12 @@ class RunDriver:
         remember(self.outputs, applied)
         changed = any(not isinstance(a, Pending) for a in plan.actions)
         return Step(decision.outcome, decision.starts, changed, plan.next_fire_ms)
+
+    def _announce(self) -> None:
+        """Log the run starting (or resuming) here, once, when its first render is done."""
+        if not self._announced:
+            self._announced = True
+            runlog.run_started(self.run_id, self.workflow_name, resumed=not self.fresh)
 
     def _conclude(self, tx: Tx, decision: Decision) -> None:
         """End or park the run as decided."""

@@ -147,7 +147,11 @@ class RunView(Answer):
     finishedAtMs: int | None
     summary: dict[str, int] = Field(description="node count by node state")
     runState: RunState
-    error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = Field(
+        None,
+        description="a failed run's error: code, message; for a failed node nodeId, "
+        "iteration and the traceback of the task's code (traceback, ours)",
+    )
 
 
 class RunListItem(Answer):

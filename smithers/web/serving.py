@@ -10,7 +10,9 @@ hold an unfinished request head to the guard's limits (httptools has none of its
 from __future__ import annotations
 
 import asyncio
+import copy
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -22,6 +24,7 @@ from typing import Any
 
 import h11
 import uvicorn
+from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import SmithersError
@@ -227,8 +230,31 @@ def check_bind(host: str, token: str | None, insecure: bool) -> None:
         )
 
 
+def log_config(log_level: str, access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging config at `log_level`, every line on stderr (stdout carries what
+    a command prints). The access log, when on, logs at INFO whatever the level."""
+    level = LOG_LEVELS.get(log_level.lower())
+    if level is None:
+        raise SmithersError(
+            "INVALID_REQUEST",
+            f"unknown log level {log_level!r} (one of {', '.join(LOG_LEVELS)})",
+        )
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    loggers = config["loggers"]
+    loggers["uvicorn"]["level"] = loggers["uvicorn.error"]["level"] = level
+    loggers["uvicorn.access"]["level"] = min(level, logging.INFO) if access_log else level
+    return config
+
+
 def uvicorn_config(
-    app: Any, *, host: str, port: int, headers_timeout_ms: int, log_level: str = "warning"
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    headers_timeout_ms: int,
+    log_level: str = "warning",
+    access_log: bool = False,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -237,8 +263,9 @@ def uvicorn_config(
         http=protocol_with_timeout(headers_timeout_ms / 1000),
         ws="none",
         lifespan="on",
-        log_level=log_level,
-        access_log=False,
+        log_config=log_config(log_level, access_log),
+        log_level=None,  # set by the config above
+        access_log=access_log,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,

@@ -306,6 +306,27 @@ def test_deny_fails_the_run(server: Server) -> None:
     assert "error     approval 'review' was denied" in ok(shown)
 
 
+@pytest.mark.parametrize("where", ["db", "url"])
+def test_show_a_failed_run_prints_the_traceback_of_the_task(server: Server, where: str) -> None:
+    run_id = server.start("failing.py")
+    server.wait(run_id, "failed")
+    at = ("--db", server.db) if where == "db" else ("--url", server.url)
+    lines = ok(runs("show", run_id, *at)).splitlines()
+    source = (EXAMPLES / "failing.py").read_text().splitlines()
+    raised = next(i for i, line in enumerate(source, 1) if "raise ValueError" in line)
+    error = lines.index("error     ValueError: this task always fails")
+    assert lines[error:] == [
+        "error     ValueError: this task always fails",
+        "node      explode (iteration 0)",
+        "Traceback (most recent call last):",
+        f'  File "failing.py", line {raised}, in explode',
+        '    raise ValueError("this task always fails")',
+        "ValueError: this task always fails",
+    ]
+    shown = json.loads(ok(runs("show", run_id, *at, "--json")))
+    assert shown["error"]["traceback"].endswith("ValueError: this task always fails\n")
+
+
 def test_signal(server: Server) -> None:
     run_id = server.start("signal.py")
     server.wait(run_id, "waiting-event")
