@@ -119,8 +119,7 @@ class Runtime:
         finally:
             self._tg = None
             self._live.clear()
-            # Also when the block ends by a cancellation (Ctrl-C): our runs are let go,
-            # resumable at once by another process rather than after a stale heartbeat.
+            # Cancelled (Ctrl-C) too: our runs are let go, not left to go stale.
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._heartbeat.stop)
                 if owned:

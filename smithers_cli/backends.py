@@ -97,9 +97,11 @@ class DbRuns:
         return {"runId": run_id, "status": "cancelled"}
 
     def resume(self, run_id: str) -> Json:
+        from smithers.store.base import shown_db_url
+
         raise UsageError(
             "resume needs a process that runs the workflow: use --url, or "
-            f"`smithers up WORKFLOW.py --run-id {run_id} --resume`"
+            f"`smithers up WORKFLOW.py --run-id {run_id} --resume --db {shown_db_url(self.db)}`"
         )
 
     def latest_frame(self, run_id: str) -> Json | None:
