@@ -36,8 +36,8 @@ class StreamSlots:
     max_streams_per_run: int = 100
     open: int = 0
     by_run: dict[str, int] = field(default_factory=dict)
-    _stops: set[Callable[[], None]] = field(default_factory=set)
-    _closing: bool = False
+    _stops: set[Callable[[], None]] = field(default_factory=set, init=False, repr=False)
+    _closing: bool = field(default=False, init=False, repr=False)
 
     def take(self, run_id: str) -> Callable[[], None]:
         """Count a new stream of `run_id`; returns what gives its slot back."""
