@@ -114,14 +114,17 @@ class Runtime:
         for live in list(self._live.values()):
             live.driver.cancel()
         self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        self._tg = None
-        self._live.clear()
-        await anyio.to_thread.run_sync(self._heartbeat.stop)
-        if owned:
+        try:
+            await self._tg.__aexit__(None, None, None)
+        finally:
+            self._tg = None
+            self._live.clear()
+            # Cancelled (Ctrl-C) too: our runs are let go, not left to go stale.
             with anyio.CancelScope(shield=True):
-                await self.store.run(self._release, owned)
-        release_owner_id(self.owner_id)
+                await anyio.to_thread.run_sync(self._heartbeat.stop)
+                if owned:
+                    await self.store.run(self._release, owned)
+            release_owner_id(self.owner_id)
 
     def _release(self, run_ids: list[str]) -> None:
         with self.store.write() as tx:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,8 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     server = sub.add_parser("server", help="serve the multi-workflow REST API")
     server.add_argument("--port", type=int, default=7331)
     server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--db", help="the server's database (URL or SQLite path)")
-    server.add_argument("--root", default=".", help="workflows are loaded from inside this dir")
+    server.add_argument(
+        "--db", help="the server's database (URL or SQLite path; default: $SMITHERS_DB)"
+    )
+    server.add_argument(
+        "--root", help="workflows are loaded from inside this dir (default: $SMITHERS_ROOT, else .)"
+    )
     server.add_argument(
         "--token-env",
         default="SMITHERS_API_KEY",
@@ -111,19 +115,23 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from smithers import open_store
     from smithers.auth import configured_token
-    from smithers.host import default_db_path
+    from smithers.environment import DB_ENV, ROOT_ENV, from_env
+    from smithers.web.serving import SmithersServer, bind_socket
     from smithers_server.server import server_config
 
-    root = Path(args.root)
+    from .banner import banner
+
+    given_root = args.root or from_env(ROOT_ENV)
+    root = Path(given_root or ".")
     if not root.is_dir():
-        raise UsageError(f"--root {args.root} is not a directory")
+        flag = "--root" if args.root else ROOT_ENV
+        raise UsageError(f"{flag} {given_root} is not a directory")
+    db_url = args.db or from_env(DB_ENV)
     # Open (and migrate) the database here, once, and hand it to the app: a refusal (say,
     # a schema newer than this version) is one line, not a traceback from the start-up.
-    db = open_store(args.db) if args.db else None
+    db = open_store(db_url) if db_url else None
     config = server_config(
         port=args.port,
         host=args.host,
@@ -144,23 +152,15 @@ def _server(args: argparse.Namespace) -> int:
         allowed_origins=args.allowed_origin,
     )
     _log_runs_at(args.log_level)
-    server = uvicorn.Server(config)
+    # Listen before saying so: a port in use is one line, with no banner before it.
+    sock = bind_socket(args.host, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{shown}:{args.port}"
-    auth = "on" if configured_token(None, args.token_env) else "off"
-    shown_db = (
-        args.db or f"none; runs of workflows without a db go to {default_db_path(root.resolve())}"
-    )
-    print(
-        f"smithers server on {url} (root {root.resolve()}, db {shown_db}, auth {auth})",
-        flush=True,
-    )
-    print(
-        f"start a run: curl -X POST {url}/v1/runs -H 'content-type: application/json' "
-        f'-d \'{{"workflowPath": "hello.py", "input": {{"name": "you"}}}}\'',
-        flush=True,
-    )
-    server.run()
+    url = f"http://{shown}:{sock.getsockname()[1]}"
+    token_env = args.token_env if configured_token(None, args.token_env) else None
+    for line in banner(url, root.resolve(), db_url, token_env):
+        print(line, flush=True)
+    server = SmithersServer(config)
+    server.run(sockets=[sock])
     return 0 if server.started else 1
 
 
@@ -172,31 +172,15 @@ def _log_runs_at(log_level: str) -> None:
     logging.getLogger("smithers").setLevel(level)
 
 
-def _read_input(args: argparse.Namespace) -> Any:
-    text = args.input
-    if args.input_file:
-        try:
-            text = Path(args.input_file).read_text()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read --input-file {args.input_file}: {exc.strerror}"
-            ) from None
-    if text is None:
-        return {}
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--input is not valid JSON: {exc.msg} at position {exc.pos}") from None
-
-
 async def _up(args: argparse.Namespace) -> int:
+    from .inputs import read_input
     from .up import UpOptions, up
 
     if args.resume and not args.run_id:
         raise UsageError("--resume needs --run-id")
     options = UpOptions(
         workflow=args.workflow,
-        input=_read_input(args),
+        input=read_input(args),
         db=args.db,
         run_id=args.run_id,
         resume=args.resume,
@@ -247,8 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("SMITHERS_LOG_LEVEL", "WARNING"),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given in ([], ["runs"]):
+        # Nothing to do: the help of `smithers` (or `smithers runs`), and the usage exit.
+        with contextlib.suppress(SystemExit):
+            _parser().parse_args([*given, "--help"])
+        return EXIT_USAGE
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(given)
     except UsageError as exc:
         return _report(exc)
     except SystemExit as exc:  # --help

@@ -4,30 +4,61 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from collections.abc import AsyncIterator
-from functools import partial
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
 
-from smithers.errors import UsageError
+from smithers.auth import configured_token
+from smithers.environment import DB_ENV, ROOT_ENV, URL_ENV, from_env
+from smithers.errors import SmithersError, UsageError
+from smithers.states import RunStatus
 
+from .backends import ApiRuns, DbRuns
+from .inputs import json_arg, read_input
 from .progress import LiveView, PlainView
 
 Json = dict[str, Any]
 
 
+def run_status(text: str) -> str:
+    """`--status`: one of the run statuses, else a one-line refusal naming them."""
+    valid = [status.value for status in RunStatus]
+    if text not in valid:
+        raise argparse.ArgumentTypeError(f"unknown status {text!r}: one of {', '.join(valid)}")
+    return text
+
+
 def add_parsers(sub: Any) -> None:
-    runs = sub.add_parser("runs", help="list, watch and act on runs (--db or --url)")
+    runs = sub.add_parser("runs", help="start, list, watch and act on runs (--db or --url)")
     actions = runs.add_subparsers(dest="action", required=True)
+    start = actions.add_parser(
+        "start", help="start a run (with --db: driven here until it ends or waits)"
+    )
+    start.add_argument(
+        "workflow", help="the workflow's .py file (with --url: a path in the server's root)"
+    )
+    given = start.add_mutually_exclusive_group()
+    given.add_argument("--input", help="the run input as JSON")
+    given.add_argument("--input-file", help="a file holding the run input as JSON")
+    start.add_argument("--run-id", help="the run id (default: generated)")
+    start.add_argument(
+        "--root",
+        help="with --db: WORKFLOW is relative to it, tools run in it "
+        "(default: $SMITHERS_ROOT, else .)",
+    )
+    start.add_argument(
+        "--allow-network", action="store_true", help="with --db: let bash reach the network"
+    )
     listing = actions.add_parser("list", help="runs, newest first")
     listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--status")
+    listing.add_argument("--status", type=run_status, help="only runs in this status")
+    listing.add_argument("--workflow", help="only runs of this workflow (name or .py path)")
     show = actions.add_parser("show", help="one run: status, node summary, state")
     show.add_argument("run_id")
+    show.add_argument("--outputs", action="store_true", help="also what its tasks produced")
     watch = actions.add_parser("watch", help="follow a run's events until it ends")
     watch.add_argument("run_id")
     for name in ("approve", "deny"):
@@ -46,125 +77,29 @@ def add_parsers(sub: Any) -> None:
     for name, text in (("cancel", "cancel a run"), ("resume", "resume a run (--url)")):
         actions.add_parser(name, help=text).add_argument("run_id")
     for act in actions.choices.values():
-        where = act.add_mutually_exclusive_group(required=True)
-        where.add_argument("--db", help="act on this database directly (URL or SQLite path)")
-        where.add_argument("--url", help="act through this server (http://host:port)")
+        where = act.add_mutually_exclusive_group()
+        where.add_argument(
+            "--db",
+            help="act on this database directly (URL or SQLite path; default: $SMITHERS_DB)",
+        )
+        where.add_argument(
+            "--url", help="act through this server (http://host:port; default: $SMITHERS_URL)"
+        )
         act.add_argument("--token", help="the server's token (default: $SMITHERS_API_KEY)")
         act.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def json_arg(flag: str, text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{flag} is not valid JSON: {exc.msg} at position {exc.pos}") from None
-
-
-class DbRuns:
-    """The operator commands on a database, through the run service. Its calls are async:
-    a blocking portal runs them for this synchronous command line."""
-
-    def __init__(self, db: str) -> None:
-        from anyio.from_thread import start_blocking_portal
-
-        from smithers import open_store
-        from smithers.service import RunService
-
-        self._portal = start_blocking_portal()
-        self.portal = self._portal.__enter__()
-        self.service = RunService.for_store(open_store(db))
-
-    def close(self) -> None:
-        self._portal.__exit__(None, None, None)
-
-    def list(self, limit: int, status: str | None) -> list[Json]:
-        return self.portal.call(partial(self.service.list_runs, limit=limit, status=status))
-
-    def show(self, run_id: str) -> Json:
-        return self.portal.call(partial(self.service.view, run_id, not_found="RUN_NOT_FOUND"))
-
-    def decide(self, run_id: str, node_id: str, approved: bool, **fields: Any) -> Json:
-        decide = partial(self.service.decide, run_id, node_id, approved=approved, **fields)
-        return self.portal.call(decide).to_json()
-
-    def signal(self, run_id: str, name: str, data: Any, correlation_id: str | None) -> Json:
-        send = partial(
-            self.service.signal,
-            run_id,
-            name,
-            data,
-            correlation_id=correlation_id,
-            received_by="cli",
-        )
-        return self.portal.call(send)
-
-    def cancel(self, run_id: str) -> Json:
-        self.portal.call(self.service.cancel, run_id)
-        return {"runId": run_id, "status": "cancelled"}
-
-    def resume(self, run_id: str) -> Json:
-        raise UsageError(
-            "resume needs a process that runs the workflow: use --url, or "
-            f"`smithers up WORKFLOW.py --run-id {run_id} --resume`"
-        )
-
-    def latest_frame(self, run_id: str) -> Json | None:
-        frames = self.portal.call(partial(self.service.frames, run_id, limit=1))
-        return json.loads(frames[0]["xmlJson"]) if frames else None
-
-    async def follow(self, run_id: str) -> AsyncIterator[Json]:
-        at = await self.service.locate(run_id, "RUN_NOT_FOUND")
-        async for event in self.service.events(at):
-            if event is not None:
-                yield {**event.payload, "seq": event.seq}
-
-
-class ApiRuns:
-    """The operator commands, through a server's HTTP API."""
-
-    def __init__(self, url: str, token: str | None) -> None:
-        from smithers_server.client import SmithersClient
-
-        self.url = url
-        self.token = token
-        self.client = SmithersClient(url, token=token)
-
-    def list(self, limit: int, status: str | None) -> list[Json]:
-        return self.client.list_runs(limit=limit, status=status)
-
-    def show(self, run_id: str) -> Json:
-        return self.client.get_run(run_id)
-
-    def decide(self, run_id: str, node_id: str, approved: bool, **fields: Any) -> Json:
-        act = self.client.approve if approved else self.client.deny
-        return act(run_id, node_id, **fields)
-
-    def signal(self, run_id: str, name: str, data: Any, correlation_id: str | None) -> Json:
-        return self.client.signal(
-            run_id, name, data, correlation_id=correlation_id, received_by="cli"
-        )
-
-    def cancel(self, run_id: str) -> Json:
-        return self.client.cancel(run_id)
-
-    def resume(self, run_id: str) -> Json:
-        return self.client.resume(run_id)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def latest_frame(self, run_id: str) -> Json | None:
-        frames = self.client.frames(run_id, limit=1)
-        return json.loads(frames[0]["xmlJson"]) if frames else None
-
-    async def follow(self, run_id: str) -> AsyncIterator[Json]:
-        from smithers_server.client import AsyncSmithersClient
-
-        async with AsyncSmithersClient(self.url, token=self.token) as client:
-            async for event in client.events(run_id):
-                yield event
+def where(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """`(db, url)`, one of them set: the flags, else $SMITHERS_URL, else $SMITHERS_DB (a
+    server, when there is one, is the way to its runs)."""
+    if args.db or args.url:
+        return args.db, args.url
+    url, db = from_env(URL_ENV), from_env(DB_ENV)
+    if url or db:
+        return (None, url) if url else (db, None)
+    raise UsageError(
+        f"where are the runs? pass --url URL or --db URL (or set {URL_ENV} or {DB_ENV})"
+    )
 
 
 def _ms(value: Any) -> str:
@@ -223,17 +158,81 @@ def print_error(error: Any, out: TextIO) -> None:
         print(shown.rstrip("\n"), file=out)
 
 
+def print_outputs(items: list[Json], out: TextIO) -> None:
+    """`outputs` lines: each finished node (`#iteration` past the first) and its output."""
+    nodes = [
+        f"{item.get('nodeId')}#{item['iteration']}"
+        if item.get("iteration")
+        else str(item.get("nodeId"))
+        for item in items
+    ]
+    width = max(map(len, nodes), default=0)
+    for index, (node, item) in enumerate(zip(nodes, items, strict=True)):
+        label = "outputs" if index == 0 else ""
+        output = json.dumps(item.get("output"), ensure_ascii=False)
+        print(f"{label:<10}{node:<{width}}  {output}", file=out)
+    if not items:
+        print("outputs   -", file=out)
+
+
 def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    db, url = where(args)
     backend: DbRuns | ApiRuns = (
-        DbRuns(args.db)
-        if args.db
-        else ApiRuns(args.url, args.token or os.environ.get("SMITHERS_API_KEY"))
+        DbRuns(db) if db else ApiRuns(str(url), configured_token(args.token))
     )
+    try:
+        code = _run(backend, args, out)
+    except BaseException as exc:
+        backend.close(exc)
+        raise
+    backend.close()
+    return code
+
+
+def _start(backend: DbRuns | ApiRuns, args: argparse.Namespace, out: TextIO) -> int:
+    from smithers.store.base import shown_db_url
+
+    from .start import error_message, next_lines, resume_command
+
+    input = read_input(args)
+    if isinstance(backend, ApiRuns):
+        run_id = backend.start(args.workflow, input, args.run_id)
+        print(json.dumps({"runId": run_id}) if args.json else run_id, file=out)
+        return 0
+    root = Path(args.root or from_env(ROOT_ENV) or ".").resolve()
+    workflow = root / args.workflow
+    db = shown_db_url(backend.db)
+    started: list[str] = []
+
+    def on_start(run_id: str) -> None:
+        started.append(run_id)
+        if not args.json:
+            print(run_id, file=out, flush=True)
 
     try:
-        return _run(backend, args, out)
-    finally:
-        backend.close()
+        result = backend.start(
+            workflow,
+            input,
+            args.run_id,
+            root=root,
+            allow_network=args.allow_network,
+            started=on_start,
+        )
+    except KeyboardInterrupt:
+        if started and not args.json:  # this process lets the run go: say how it goes on
+            go_on = resume_command(workflow, started[0], db)
+            print(f"run {started[0]} let go; it goes on in: {go_on}", file=out, flush=True)
+        raise
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+    else:
+        blocked = (backend.show(result["runId"]).get("runState") or {}).get("blocked")
+        for line in next_lines(result, blocked, workflow, db):
+            print(line, file=out)
+    if result["status"] in (RunStatus.FAILED, RunStatus.CANCELLED):
+        said = error_message(result.get("error") or result["status"])
+        raise SmithersError("RUN_FAILED", f"run {result['runId']} {result['status']}: {said}")
+    return 0
 
 
 def _run(backend: DbRuns | ApiRuns, args: argparse.Namespace, out: TextIO) -> int:
@@ -241,12 +240,20 @@ def _run(backend: DbRuns | ApiRuns, args: argparse.Namespace, out: TextIO) -> in
         print(json.dumps(data, indent=2), file=out)
 
     action = args.action
+    if action == "start":
+        return _start(backend, args, out)
     if action == "list":
-        rows = backend.list(args.limit, args.status)
+        rows = backend.list_runs(args.limit, args.status, args.workflow)
         emit(rows) if args.json else print_table(rows, out)
     elif action == "show":
         view = backend.show(args.run_id)
-        emit(view) if args.json else print_run(view, out)
+        outputs = backend.outputs(args.run_id) if args.outputs else None
+        if args.json:
+            emit(view if outputs is None else {**view, "outputs": outputs})
+        else:
+            print_run(view, out)
+            if outputs is not None:
+                print_outputs(outputs, out)
     elif action in ("approve", "deny"):
         emit(
             backend.decide(

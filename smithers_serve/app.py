@@ -113,6 +113,7 @@ def create_serve_app(
         metrics=app_metrics,
         lifespan=lifespan,
         allowed_origins=allowed_origins,
+        streams=limits.streams,
     )
     app.state.workflow = workflow
     return app

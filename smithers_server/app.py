@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from smithers import Store
 from smithers.auth import configured_token
+from smithers.environment import DB_ENV, ROOT_ENV, from_env
 from smithers.host import RunHost
 from smithers.metrics import Metrics
 from smithers.service import RunService
@@ -28,7 +29,7 @@ from .context import ServerContext
 def create_app(
     db: str | Engine | Store | None = None,
     auth_token: str | None = None,
-    root_dir: str | os.PathLike[str] = ".",
+    root_dir: str | os.PathLike[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     allow_network: bool = False,
     *,
@@ -45,6 +46,10 @@ def create_app(
 ) -> Starlette:
     """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
 
+    `db` and `root_dir` left out come from `SMITHERS_DB` and `SMITHERS_ROOT` (else no server
+    database, and the current directory), the token from `token_env` (`SMITHERS_API_KEY`):
+    `uvicorn --factory smithers_server:create_app` is configured by the environment.
+
     Without a token (argument or `token_env`), requests must carry a loopback Host (a
     DNS-rebinding guard) unless `insecure=True`, and an Origin, when present, must be the
     server's own or one of `allowed_origins` (`scheme://host[:port]`); with a token, a
@@ -54,8 +59,8 @@ def create_app(
     """
     token = configured_token(auth_token, token_env)
     host = RunHost(
-        db=db,
-        root_dir=root_dir,
+        db=db if db is not None else from_env(DB_ENV),
+        root_dir=root_dir if root_dir is not None else from_env(ROOT_ENV) or ".",
         allow_network=allow_network,
         poll_interval=poll_interval,
         load_timeout_s=load_timeout / 1000,
@@ -99,6 +104,7 @@ def create_app(
         metrics=app_metrics,
         lifespan=lifespan,
         allowed_origins=allowed_origins,
+        streams=ctx.limits.streams,
     )
     app.state.smithers = ctx
     return app

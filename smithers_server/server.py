@@ -27,7 +27,7 @@ def server_config(
     host: str = "127.0.0.1",
     db: str | Engine | Store | None = None,
     auth_token: str | None = None,
-    root_dir: str | os.PathLike[str] = ".",
+    root_dir: str | os.PathLike[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     allow_network: bool = False,
     headers_timeout: int = 30_000,

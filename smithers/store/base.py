@@ -272,7 +272,20 @@ def create_db_engine(url: str) -> Engine:
             )
         _sqlite_setup(engine)
         return engine
-    return sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
+    try:
+        return sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
+    except ImportError as exc:  # the URL names a driver that is not installed
+        raise missing_driver(parsed, exc) from None
+
+
+def missing_driver(url: sa.URL, exc: ImportError) -> SmithersError:
+    """The one-line error for a database URL whose driver cannot be imported (the URL is
+    not repeated: it may carry a password)."""
+    if url.drivername == "postgresql+psycopg":
+        how = "PostgreSQL needs the psycopg driver: pip install 'smithers-asgi[postgres]'"
+    else:
+        how = f"the {url.drivername} driver is not installed ({exc})"
+    return SmithersError("DB_DRIVER_MISSING", f"cannot open the database: {how}")
 
 
 def open_store(db: str | Engine | Store, *, bus: EventBus | None = None) -> Store:

@@ -21,6 +21,7 @@ from .guard import GuardMiddleware
 from .models import Ok
 from .openapi import operation
 from .responses import JSONResponse, error, error_response
+from .sse import StreamSlots
 
 logger = logging.getLogger("smithers.web")
 
@@ -71,9 +72,11 @@ def build_app(
     metrics: Metrics | None,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
     allowed_origins: Iterable[str] = (),
+    streams: StreamSlots | None = None,
 ) -> Starlette:
     """An app with the shared guard, error envelope everywhere, and `/metrics` when
-    `metrics` is given.
+    `metrics` is given. `streams` (the app's open event streams) are ended by our servers
+    as they shut down (`smithers.web.serving.SmithersServer`).
 
     The guard refuses a non-loopback Host when open (no token) and not `insecure`, and a
     request whose Origin is neither the server's own nor in `allowed_origins` when open,
@@ -91,7 +94,7 @@ def build_app(
         allowed_origins=origins,
         metrics=metrics,
     )
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[guard],
         exception_handlers={
@@ -101,6 +104,8 @@ def build_app(
         },
         lifespan=lifespan,
     )
+    app.state.event_streams = streams
+    return app
 
 
 __all__ = ["build_app", "health", "metrics_endpoint"]

@@ -94,6 +94,7 @@ def events_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> 
         return EventStreamResponse(
             service.events(target, after, idle=limits.keepalive_s),
             on_close=close,
+            slots=limits.streams,
         )
 
     return events

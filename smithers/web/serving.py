@@ -30,6 +30,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from ..errors import SmithersError
 from .guard import MAX_HEAD_BYTES, MAX_URL_BYTES, headers_too_large, uri_too_long
 from .responses import error_response
+from .sse import StreamSlots
 
 
 class _HeadersDeadline:
@@ -179,7 +180,22 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
     return SlowHeadersHttpTools
 
 
-class EmbeddedServer(uvicorn.Server):
+class SmithersServer(uvicorn.Server):
+    """uvicorn that ends the app's event streams as it shuts down. uvicorn waits for open
+    responses to finish, and an event stream of a parked run never does: it would hold a
+    Ctrl-C for `timeout_graceful_shutdown`, then be cancelled with a traceback. Our apps
+    (`build_app(streams=...)`) say where their streams are."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        streams = getattr(getattr(self.config.app, "state", None), "event_streams", None)
+        if not isinstance(streams, StreamSlots):
+            await super().shutdown(sockets)
+            return
+        with streams.shutting_down():
+            await super().shutdown(sockets)
+
+
+class EmbeddedServer(SmithersServer):
     """uvicorn inside an event loop we own: it leaves signal handling to us."""
 
     @contextmanager
@@ -294,7 +310,7 @@ class ServerHandle:
 
 def serve_in_thread(config: uvicorn.Config, startup_timeout: float = 30.0) -> ServerHandle:
     """Start uvicorn in a thread and return once the socket is bound (port 0: a free one)."""
-    server = uvicorn.Server(config)
+    server = SmithersServer(config)
     failure: list[BaseException] = []
 
     def run() -> None:

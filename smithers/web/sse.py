@@ -1,9 +1,10 @@
 """Server-sent events of a run's log: `id:` lines, `retry:`, keep-alives, close on terminal;
-and the cap on how many streams are open at once."""
+the cap on how many streams are open at once; and their end when the server shuts down."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import anyio
@@ -28,12 +29,15 @@ def frame(event: Event) -> bytes:
 @dataclass
 class StreamSlots:
     """Counts the open streams of an app, per run and in all, and refuses one past either
-    cap with 429 `TOO_MANY_STREAMS` (each stream holds a socket and a little memory)."""
+    cap with 429 `TOO_MANY_STREAMS` (each stream holds a socket and a little memory).
+    Ends them all while the server shuts down (`shutting_down`)."""
 
     max_streams: int = 1000
     max_streams_per_run: int = 100
     open: int = 0
     by_run: dict[str, int] = field(default_factory=dict)
+    _stops: set[Callable[[], None]] = field(default_factory=set, init=False, repr=False)
+    _closing: bool = field(default=False, init=False, repr=False)
 
     def take(self, run_id: str) -> Callable[[], None]:
         """Count a new stream of `run_id`; returns what gives its slot back."""
@@ -58,6 +62,25 @@ class StreamSlots:
 
         return give_back
 
+    def on_shutdown(self, stop: Callable[[], None]) -> Callable[[], None]:
+        """Have `stop` called when the server shuts down (now, if it is shutting down);
+        returns what forgets it. Called on the server's event loop."""
+        if self._closing:
+            stop()
+        self._stops.add(stop)
+        return lambda: self._stops.discard(stop)
+
+    @contextmanager
+    def shutting_down(self) -> Iterator[None]:
+        """While the server shuts down: open streams end, and so does any that opens."""
+        self._closing = True
+        try:
+            for stop in list(self._stops):
+                stop()
+            yield
+        finally:
+            self._closing = False
+
 
 def _too_many(message: str, scope: str, limit: int) -> SmithersError:
     details = {"scope": scope, "limit": limit}
@@ -68,16 +91,19 @@ class EventStreamResponse:
     """Streams `events`: an iterator of events, with `None` where the stream has been
     quiet long enough for a keep-alive comment, that ends after the terminal event.
     A client that goes away stops the iterator at once. `on_close` is called once the
-    stream is over, however it ended."""
+    stream is over, however it ended. With `slots`, the stream ends (cleanly: the client
+    sees the response complete) when the server shuts down."""
 
     def __init__(
         self,
         events: AsyncIterator[Event | None],
         *,
         on_close: Callable[[], None] | None = None,
+        slots: StreamSlots | None = None,
     ) -> None:
         self.events = events
         self.on_close = on_close
+        self.slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -93,9 +119,17 @@ class EventStreamResponse:
                     tg.cancel_scope.cancel()
 
                 tg.start_soon(watch_disconnect)
-                async for event in self.events:
-                    body = b": keep-alive\n\n" if event is None else frame(event)
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                with anyio.CancelScope() as streaming:
+                    forget = self.slots.on_shutdown(streaming.cancel) if self.slots else None
+                    try:
+                        async for event in self.events:
+                            body = b": keep-alive\n\n" if event is None else frame(event)
+                            await send(
+                                {"type": "http.response.body", "body": body, "more_body": True}
+                            )
+                    finally:
+                        if forget is not None:
+                            forget()
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 tg.cancel_scope.cancel()
         except OSError:

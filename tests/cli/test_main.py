@@ -108,3 +108,13 @@ def test_up_stays_attached_while_parked_and_finishes_when_approved(tmp_path: Pat
     assert '"approved_by": "eve"' in out
     again = smithers("runs", "approve", "appr-1", "review", "--db", db)
     assert again.returncode != 0 and "already approved" in again.stderr
+
+
+def test_no_arguments_print_the_help_and_exit_2() -> None:
+    bare, runs = smithers(), smithers("runs")
+    assert bare.returncode == 2 and runs.returncode == 2
+    assert bare.stdout.startswith("usage: smithers ")
+    assert all(command in bare.stdout for command in ("up", "server", "runs"))
+    assert runs.stdout.startswith("usage: smithers runs ")
+    assert all(action in runs.stdout for action in ("start", "list", "show", "approve"))
+    assert bare.stderr == runs.stderr == ""

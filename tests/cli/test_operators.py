@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,53 +18,16 @@ import pytest
 
 import smithers
 from smithers.queries import run_outputs
+from tests.cli.helpers import clean_env, free_port, ok, one_line_error, runs
 from tests.helpers import EXAMPLES, ROOT
 
 TOKEN = "s3cret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "SMITHERS_API_KEY"}
-    env.update(extra)
-    return env
-
-
-def runs(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "smithers_cli", "runs", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(**env),
-    )
 
 
 def runs_all(*calls: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
     """Independent `smithers runs` commands, run at once (each is a fresh interpreter)."""
     with ThreadPoolExecutor(len(calls)) as pool:
         return list(pool.map(lambda call: runs(*call), calls))
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
-    assert done.stderr == "", done.stderr
-    return done.stdout
-
-
-def one_line_error(done: subprocess.CompletedProcess[str], code: int) -> str:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.splitlines()) == 1, done.stderr
-    assert done.stderr.startswith("smithers: "), done.stderr
-    return done.stderr.strip()
 
 
 @dataclass
@@ -531,3 +492,101 @@ def test_list_with_no_runs_prints_the_header(server: Server, tmp_path: Path, whe
     else:  # a filter that matches nothing
         done = runs("list", "--url", server.url, "--status", "waiting-timer")
     assert ok(done).split() == HEADER
+
+
+# -- start, outputs, filters ------------------------------------------------------------------
+
+
+def test_start_through_the_server_and_read_the_outputs(server: Server, tmp_path: Path) -> None:
+    url = ("--url", server.url)
+    (tmp_path / "input.json").write_text('{"name": "Cy"}')
+    plain, as_json, from_file = runs_all(
+        ("start", "hello.py", "--input", '{"name": "Ada"}', *url),
+        ("start", "hello.py", "--input", '{"name": "Bob"}', *url, "--json"),
+        ("start", "hello.py", "--input-file", str(tmp_path / "input.json"), *url),
+    )
+    run_id = ok(plain).strip()
+    assert run_id.startswith("smi_") and "\n" not in run_id  # the id alone: RUN=$(...)
+    other = json.loads(ok(as_json))["runId"]
+    third = ok(from_file).strip()
+    for started in (run_id, other, third):
+        server.wait(started, "finished")
+    assert server.outputs(third)["greet"] == {"message": "Hello, Cy!"}
+
+    table, listed = runs_all(
+        ("show", run_id, *url, "--outputs"), ("show", other, *url, "--outputs", "--json")
+    )
+    lines = ok(table).splitlines()
+    assert lines[0] == f"run       {run_id}"
+    assert lines[-1] == 'outputs   greet  {"message": "Hello, Ada!"}'
+    view = json.loads(ok(listed))
+    assert view["status"] == "finished"
+    assert [(o["nodeId"], o["output"]) for o in view["outputs"]] == [
+        ("greet", {"message": "Hello, Bob!"})
+    ]
+    assert "outputs" not in json.loads(ok(runs("show", other, *url, "--json")))
+
+
+def test_start_refusals_are_one_line(server: Server) -> None:
+    url = ("--url", server.url)
+    missing, bad_json, no_file = runs_all(
+        ("start", "nope.py", *url),
+        ("start", "hello.py", "--input", "{bad", *url),
+        ("start", "hello.py", "--input-file", "/nonexistent/input.json", *url),
+    )
+    assert "cannot load workflow nope.py" in one_line_error(missing, 2)
+    assert "--input is not valid JSON" in one_line_error(bad_json, 2)
+    assert "cannot read --input-file" in one_line_error(no_file, 2)
+
+
+def test_list_by_workflow_and_status(server: Server) -> None:
+    waiting = parked(server)
+    signalled = server.start("signal.py")
+    server.wait(signalled, "waiting-event")
+    url = ("--url", server.url)
+    by_name, by_path, by_status, on_db = runs_all(
+        ("list", *url, "--workflow", "signal", "--json"),
+        ("list", *url, "--workflow", "approval.py", "--json"),
+        ("list", *url, "--status", "waiting-event", "--json"),
+        ("list", "--db", server.db, "--workflow", "approval", "--json"),
+    )
+    names = {r["workflowName"] for r in json.loads(ok(by_name))}
+    assert names == {"signal"}
+    assert signalled in [r["runId"] for r in json.loads(ok(by_name))]
+    assert {r["workflowName"] for r in json.loads(ok(by_path))} == {"approval"}
+    assert waiting in [r["runId"] for r in json.loads(ok(by_path))]
+    assert {r["status"] for r in json.loads(ok(by_status))} == {"waiting-event"}
+    assert {r["workflowName"] for r in json.loads(ok(on_db))} == {"approval"}
+
+
+def test_an_unknown_status_is_refused_with_the_valid_ones(server: Server) -> None:
+    from smithers.states import RunStatus
+
+    refused = one_line_error(runs("list", "--url", server.url, "--status", "done"), 2)
+    assert "unknown status 'done'" in refused
+    assert ", ".join(s.value for s in RunStatus) in refused
+
+
+# -- defaults from the environment --------------------------------------------------------------
+
+
+def test_the_environment_says_where_the_runs_are(server: Server, tmp_path: Path) -> None:
+    run_id = server.start("hello.py")
+    server.wait(run_id, "finished")
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    closed = f"http://127.0.0.1:{free_port()}"
+    with ThreadPoolExecutor(5) as pool:
+        by_url, by_db, both, flag_wins, flag_db = pool.map(
+            lambda call: runs(*call[0], **call[1]),
+            [
+                (("show", run_id), {"SMITHERS_URL": server.url}),
+                (("show", run_id), {"SMITHERS_DB": server.db}),
+                (("show", run_id), {"SMITHERS_URL": server.url, "SMITHERS_DB": empty}),
+                (("show", run_id, "--url", server.url), {"SMITHERS_URL": closed}),
+                (("show", run_id, "--db", server.db), {"SMITHERS_URL": closed}),
+            ],
+        )
+    for done in (by_url, by_db, both, flag_wins, flag_db):  # a server before a database
+        assert ok(done).splitlines()[0] == f"run       {run_id}"
+    refused = one_line_error(runs("list", SMITHERS_URL=closed), 1)
+    assert "cannot reach" in refused

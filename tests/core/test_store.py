@@ -97,3 +97,28 @@ def test_shown_db_url_is_absolute_for_sqlite_and_hides_passwords(
     shown = shown_db_url("postgresql://alice:s3cret@db.example:5432/app")
     assert "s3cret" not in shown
     assert shown == "postgresql+psycopg://alice:***@db.example:5432/app"
+
+
+def test_postgresql_without_its_driver_names_the_extra() -> None:
+    """The driver made unimportable, as if `psycopg` were not installed."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from smithers import SmithersError, open_store\n"
+        "try:\n"
+        "    open_store('postgresql://alice:s3cret@127.0.0.1/app')\n"
+        "except SmithersError as exc:\n"
+        "    print(exc.code, exc.message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "DB_DRIVER_MISSING cannot open the database: PostgreSQL needs the psycopg driver: "
+        "pip install 'smithers-asgi[postgres]'\n"
+    )

@@ -52,3 +52,56 @@ def test_slow_headers_are_cut_off_and_others_served(name: str) -> None:
         assert httpx.get(handle.url + "/", timeout=5).text == "ok"
     finally:
         handle.close()
+
+
+def test_shutting_down_ends_open_event_streams_cleanly() -> None:
+    """An event stream that would never end (a parked run) does not hold a shutdown: the
+    server ends it, and the client reads a complete response."""
+    import threading
+    from collections.abc import AsyncIterator
+
+    import anyio
+    from starlette.requests import Request
+
+    from smithers.events import Event
+    from smithers.web.app import build_app
+    from smithers.web.serving import uvicorn_config
+    from smithers.web.sse import EventStreamResponse, StreamSlots
+
+    slots = StreamSlots()
+
+    async def quiet() -> AsyncIterator[Event | None]:
+        while True:
+            await anyio.sleep(0.05)
+            yield None
+
+    def events(request: Request) -> EventStreamResponse:
+        return EventStreamResponse(quiet(), on_close=slots.take("r"), slots=slots)
+
+    app = build_app(
+        [Route("/events", events)], token=None, insecure=False, metrics=None, streams=slots
+    )
+    handle = serve_in_thread(
+        uvicorn_config(app, host="127.0.0.1", port=0, headers_timeout_ms=30_000)
+    )
+    read: list[str] = []
+    opened = threading.Event()
+
+    def follow() -> None:
+        with httpx.stream("GET", f"{handle.url}/events", timeout=30) as res:
+            opened.set()
+            read.extend(res.iter_lines())  # raises if the response is cut off
+        read.append("complete")
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    try:
+        assert opened.wait(10)
+        time.sleep(0.2)
+        assert slots.open == 1
+    finally:
+        handle.close()
+        reader.join(10)
+    assert not handle.thread.is_alive()
+    assert read[0] == "retry: 1000" and ": keep-alive" in read and read[-1] == "complete"
+    assert slots.open == 0
