@@ -243,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(exc)
     except SystemExit as exc:  # --help
         return int(exc.code or 0) and EXIT_USAGE
+    if args.command != "server" and "SMITHERS_LOG_LEVEL" not in os.environ:
+        # The server's log of runs and failed tasks: `up` and `runs` show both in their
+        # own output already (a failing task's traceback in the view, once).
+        for name in ("smithers.runs", "smithers.tasks"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         if args.command == "up":
             return anyio.run(_up, args)
