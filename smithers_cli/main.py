@@ -92,9 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--max-streams-per-run", type=int, default=100, help="on one run")
     server.add_argument("--log-level", default="warning")
 
+    from .gateway import add_parser as add_gateway_parser
     from .operators import add_parsers
 
     add_parsers(sub)
+    add_gateway_parser(sub)
     return parser
 
 
@@ -244,6 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _runs(args)
         if args.command == "server":
             return _server(args)
+        if args.command == "gateway":
+            from .gateway import run as run_gateway
+
+            return run_gateway(args)
     except BaseException as exc:
         return _report(_unwrap(exc))
     return EXIT_USAGE

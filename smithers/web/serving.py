@@ -228,14 +228,23 @@ def check_bind(host: str, token: str | None, insecure: bool) -> None:
 
 
 def uvicorn_config(
-    app: Any, *, host: str, port: int, headers_timeout_ms: int, log_level: str = "warning"
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    headers_timeout_ms: int,
+    log_level: str = "warning",
+    ws: str = "none",
+    ws_max_size: int = 16 * 1024 * 1024,
 ) -> uvicorn.Config:
+    """`ws`: "none", or "websockets" for an app with WebSocket routes (the Gateway)."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         http=protocol_with_timeout(headers_timeout_ms / 1000),
-        ws="none",
+        ws=ws,
+        ws_max_size=ws_max_size,
         lifespan="on",
         log_level=log_level,
         access_log=False,
