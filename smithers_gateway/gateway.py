@@ -164,8 +164,9 @@ class Gateway:
         insecure: bool = False,
         log_level: str = "warning",
     ) -> uvicorn.Config:
-        """The uvicorn config serving `.app` (WebSockets by `websockets`); an open gateway
-        refuses a non-loopback `host` unless `insecure`."""
+        """The uvicorn config serving `.app`; an open gateway refuses a non-loopback `host`
+        unless `insecure`. WebSockets are served by the `websockets` library through
+        uvicorn's sans-I/O protocol (its legacy one is deprecated)."""
         check_bind(host, None if self.authenticator.mode == "open" else "auth", insecure)
         return uvicorn_config(
             self.app,
@@ -173,7 +174,7 @@ class Gateway:
             port=port,
             headers_timeout_ms=self.headers_timeout,
             log_level=log_level,
-            ws="websockets",
+            ws="websockets-sansio",
             ws_max_size=self.max_payload,
         )
 

@@ -237,7 +237,7 @@ def uvicorn_config(
     ws: str = "none",
     ws_max_size: int = 16 * 1024 * 1024,
 ) -> uvicorn.Config:
-    """`ws`: "none", or "websockets" for an app with WebSocket routes (the Gateway)."""
+    """`ws`: "none", or "websockets-sansio" for an app with WebSocket routes (the Gateway)."""
     return uvicorn.Config(
         app,
         host=host,

@@ -93,11 +93,13 @@ class Rpc:
     """`await rpc("getRun", runId=...)`: the payload of an ok frame (or AssertionError);
     `await rpc.frame(...)` / `rpc.post(...)`: the response itself."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, prefix: str = "") -> None:
         self.client = client
+        self.prefix = prefix
 
     async def post(self, method: str, params: Any = None) -> httpx.Response:
-        return await self.client.post(f"/v1/rpc/{method}", json={} if params is None else params)
+        path = f"{self.prefix}/v1/rpc/{method}"
+        return await self.client.post(path, json={} if params is None else params)
 
     async def __call__(self, method: str, **params: Any) -> Any:
         res = await self.post(method, params)
