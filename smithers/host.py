@@ -175,12 +175,15 @@ class RunHost:
         with span("smithers.workflow.load", path=path):
             return await load_workflow_async(path, self.root_dir, timeout_s=self.load_timeout_s)
 
-    def registered(self, key: str) -> SmithersWorkflow:
-        """The workflow registered under `key`; NOT_FOUND when there is none here."""
+    def registered(self, key: str, not_found: str = "NOT_FOUND") -> SmithersWorkflow:
+        """The workflow registered under `key`; `not_found` is the code when there is none
+        here (NOT_FOUND to launch; WORKFLOW_LOAD_FAILED to resume a run that records it)."""
         entry = self.registry.get(key) if self.registry is not None else None
         if entry is None:
             raise SmithersError(
-                "NOT_FOUND", f"no workflow registered as {key!r}", {"workflow": key}
+                not_found,
+                f"no workflow registered as {key!r}",
+                {"workflow": key, "reason": "not registered"},
             )
         return entry.workflow
 
@@ -313,7 +316,7 @@ class RunHost:
             return "running"
         key = recorded_key(run)
         if workflow is None and key is not None:
-            workflow = self.registered(key)
+            workflow = self.registered(key, "WORKFLOW_LOAD_FAILED")
         if workflow is None:
             if not run.workflow_path:
                 raise SmithersError(

@@ -61,12 +61,12 @@ def status_of(code: str) -> int:
 
 
 def error_object(exc: SmithersError) -> dict[str, Any]:
-    """`{"code", "message", ...details}`; a renamed code keeps the core's as `reason`."""
+    """`{"code", "message", ...details}`; a renamed code keeps the core's as `cause`."""
     code = gateway_code(exc.code)
     found: dict[str, Any] = {"code": code, "message": exc.message}
     found.update((k, v) for k, v in exc.details.items() if k not in found)
     if code != exc.code:
-        found["reason"] = exc.code
+        found["cause"] = exc.code
     return found
 
 

@@ -135,7 +135,8 @@ async def test_launch_refusals(tmp_path: Path) -> None:
         run_id = (await rpc("launchRun", workflow="gate", runId="gw-run-1"))["runId"]
         assert run_id == "gw-run-1"
         await rpc.wait_status(run_id, "waiting-approval")
-        await rpc.refused("launchRun", 409, "CONFLICT", workflow="gate", runId="gw-run-1")
+        error = await rpc.refused("launchRun", 409, "CONFLICT", workflow="gate", runId="gw-run-1")
+        assert error["cause"] == "RUN_ALREADY_EXISTS" and error["runId"] == "gw-run-1"
         await rpc.refused("launchRun", 400, "INVALID_REQUEST", workflow="gate", runId="a/b")
         await rpc.refused("launchRun", 400, "INVALID_REQUEST", workflow="hello", input=[1])
         await rpc.refused(
