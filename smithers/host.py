@@ -1,8 +1,9 @@
-"""RunHost: the core service behind the multi-workflow server.
+"""RunHost: the core service behind the multi-workflow server and the Gateway.
 
-It loads workflows by path inside a root directory, keeps one Store and Runtime per
-database (the server's, and each workflow's own), finds the store a run lives in, and
-mirrors runs of workflows with their own database into the server's.
+It loads workflows by path inside a root directory, or serves the workflows of a
+`WorkflowRegistry` by key; keeps one Store and Runtime per database (the server's, and each
+workflow's own), finds the store a run lives in, and mirrors runs of workflows with their
+own database into the server's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .engine import in_thread
 from .errors import SmithersError, run_not_active, run_not_found
 from .loader import DEFAULT_LOAD_TIMEOUT_S, load_workflow_async, loaded_version
 from .mirror import mirror_run
+from .registry import WorkflowRegistry, recorded_key
 from .runtime import Runtime
 from .store.base import Store, database_url, open_store
 from .store.records import RunRecord
@@ -59,7 +61,9 @@ class RunHost:
         default_db: str | None = None,
         poll_interval: float = 1.0,
         load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
+        registry: WorkflowRegistry | None = None,
     ) -> None:
+        self.registry = registry
         self.root_dir = Path(root_dir).resolve()
         self.allow_network = allow_network
         self.poll_interval = poll_interval
@@ -171,9 +175,27 @@ class RunHost:
         with span("smithers.workflow.load", path=path):
             return await load_workflow_async(path, self.root_dir, timeout_s=self.load_timeout_s)
 
+    def registered(self, key: str, not_found: str = "NOT_FOUND") -> SmithersWorkflow:
+        """The workflow registered under `key`; `not_found` is the code when there is none
+        here (NOT_FOUND to launch; WORKFLOW_LOAD_FAILED to resume a run that records it)."""
+        entry = self.registry.get(key) if self.registry is not None else None
+        if entry is None:
+            raise SmithersError(
+                not_found,
+                f"no workflow registered as {key!r}",
+                {"workflow": key, "reason": "not registered"},
+            )
+        return entry.workflow
+
     async def workflow_of(self, run: RunRecord) -> SmithersWorkflow | None:
-        """The workflow a resume of `run` loads: the version it recorded while this process
-        has it, else the file as it is now; None (logged once) when it cannot be loaded."""
+        """The workflow a resume of `run` loads: a registered run's by its key (None when
+        this host has no such key), else the version of the file it recorded while this
+        process has it, else the file as it is now; None (logged once) when it cannot be
+        loaded."""
+        key = recorded_key(run)
+        if key is not None:
+            entry = self.registry.get(key) if self.registry is not None else None
+            return None if entry is None else entry.workflow
         if not run.workflow_path:
             return None
         if run.workflow_hash:
@@ -245,14 +267,21 @@ class RunHost:
         run_id: str | None,
         config: dict[str, Any] | None = None,
         auth: dict[str, Any] | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> str:
+        """Start a run (`idempotency`: see `Runtime.start`)."""
         store = await self.store_for(workflow)
+        runtime = self.runtime(store)
+        if idempotency is not None:
+            first = await store.run(lifecycle.run_for_key, store, idempotency)
+            if first is not None:
+                return first
         if run_id is not None and await self.call(self.locate, run_id) is not None:
             raise SmithersError(
                 "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
             )
-        started = await self.runtime(store).start(
-            workflow, input=input, run_id=run_id, config=config, auth=auth
+        started = await runtime.start(
+            workflow, input=input, run_id=run_id, config=config, auth=auth, idempotency=idempotency
         )
         self._after_start(started, store)
         return started
@@ -285,6 +314,9 @@ class RunHost:
         runtime = self.runtime(store)
         if runtime.is_live(run_id) or lifecycle.is_live(run, runtime.now()):
             return "running"
+        key = recorded_key(run)
+        if workflow is None and key is not None:
+            workflow = self.registered(key, "WORKFLOW_LOAD_FAILED")
         if workflow is None:
             if not run.workflow_path:
                 raise SmithersError(

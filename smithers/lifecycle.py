@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy.exc import IntegrityError
+
+from .clock import now_ms
 from .errors import SmithersError, run_not_active, run_not_found
 from .ownership import owner_is_dead
+from .store import idempotency as idempotency_q
 from .store import nodes as nodes_q
 from .store import runs as runs_q
 from .store.base import Store, Tx
@@ -25,11 +29,64 @@ STALE_AFTER_MS = int(os.environ.get("SMITHERS_STALE_AFTER_MS") or 30_000)
 # A task abandoned by dead processes this many times is failed rather than retried again.
 MAX_ABANDONED_ATTEMPTS = 3
 
+if TYPE_CHECKING:
+    from .definition import SmithersWorkflow
+
 Liveness = Literal["live", "stale", "orphaned"]
 
 
 def generate_run_id() -> str:
     return "smi_" + secrets.token_hex(12)
+
+
+def create_run(
+    store: Store,
+    workflow: SmithersWorkflow,
+    run_id: str,
+    *,
+    owner_id: str,
+    input: Any,
+    config: dict[str, Any],
+    auth: dict[str, Any] | None,
+    idempotency: tuple[str, str] | None = None,
+) -> str | None:
+    """Insert a run owned by `owner_id`, with its `RunStarted`. With `idempotency`
+    (`(scope, key)`), the key is bound to the run in the same transaction; when the key
+    started a run within 24 h already, that run's id is returned and nothing is created."""
+    try:
+        with store.write() as tx:
+            if idempotency is not None:
+                first = idempotency_q.run_for_key(tx.conn, *idempotency, tx.now)
+                if first is not None:
+                    return first
+                idempotency_q.record_key(tx.conn, *idempotency, run_id, tx.now)
+            runs_q.insert_run(
+                tx.conn,
+                run_id=run_id,
+                workflow_name=workflow.name,
+                workflow_path=workflow.path,
+                workflow_hash=workflow.content_hash,
+                owner_id=owner_id,
+                now=tx.now,
+                input=input,
+                config=config,
+                auth=auth,
+            )
+            tx.emit(run_id, "RunStarted")
+    except IntegrityError:
+        first = run_for_key(store, idempotency) if idempotency is not None else None
+        if first is not None:
+            return first  # a launch with the same key committed first
+        raise SmithersError(
+            "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
+        ) from None
+    return None
+
+
+def run_for_key(store: Store, idempotency: tuple[str, str]) -> str | None:
+    """The run an idempotency key `(scope, key)` started within 24 h, or None."""
+    with store.read() as conn:
+        return idempotency_q.run_for_key(conn, *idempotency, now_ms())
 
 
 def liveness(run: RunRecord, now: int) -> Liveness | None:

@@ -143,13 +143,14 @@ def list_runs(
     status: str | None = None,
     workflow: str | None = None,
     root: Path | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Runs newest first. `workflow` is a workflow name or, given `root`, a `.py` path
     relative to it; with `root`, each `workflowPath` is relative to it (`path_in_root`)."""
     if workflow is not None and root is not None and workflow.endswith(".py"):
         workflow = os.path.realpath(root / workflow)  # as runs record it
     with store.read() as conn:
-        found = runs_q.list_runs(conn, limit=limit, status=status, workflow=workflow)
+        found = runs_q.list_runs(conn, limit=limit, status=status, workflow=workflow, offset=offset)
     now = now_ms()
     return [run_list_item(store, run, now, root) for run in found]
 
@@ -173,6 +174,32 @@ def pending_approvals(store: Store, limit: int = 1000) -> list[dict[str, Any]]:
             "waitingMs": max(0, now - appr.requested_at_ms),
             "note": appr.note,
             "decidedBy": appr.decided_by,
+        }
+        for appr, m in rows
+    ]
+
+
+def approval_requests(
+    store: Store, *, run_id: str | None = None, workflow: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Requested approvals of live runs with what a decider needs to know (mode, options,
+    who may decide), oldest request first; of one run or one workflow when given."""
+    with store.read() as conn:
+        rows = nodes_q.pending_approvals(conn, limit, run_id=run_id, workflow=workflow)
+    return [
+        {
+            "runId": appr.run_id,
+            "workflowKey": m["workflow_name"],
+            "nodeId": appr.node_id,
+            "iteration": appr.iteration,
+            "label": m["label"],
+            "requestTitle": appr.request.get("title"),
+            "requestSummary": appr.request.get("summary"),
+            "requestedAtMs": appr.requested_at_ms,
+            "approvalMode": appr.request.get("mode", "approve"),
+            "options": appr.request.get("options") or [],
+            "allowedScopes": appr.request.get("allowedScopes") or [],
+            "allowedUsers": appr.request.get("allowedUsers") or [],
         }
         for appr, m in rows
     ]
@@ -232,6 +259,7 @@ def output_list(store: Store, run_id: str, node_id: str | None = None) -> list[d
 
 
 __all__ = [
+    "approval_requests",
     "get_run",
     "list_frames",
     "list_runs",

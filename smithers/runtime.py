@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from sqlalchemy.exc import IntegrityError
 
 from . import lifecycle, queries, runlog
 from .clock import now_ms
@@ -146,8 +145,12 @@ class Runtime:
         run_id: str | None = None,
         config: dict[str, Any] | None = None,
         auth: dict[str, Any] | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> str:
-        """Create the run (row and `RunStarted` committed) and start driving it."""
+        """Create the run (row and `RunStarted` committed) and start driving it.
+
+        `idempotency` is `(scope, key)`: when that key started a run within 24 h, that
+        run's id is returned and nothing is started (also when two launches race)."""
         try:
             value = workflow.validate_input(input)
         except Exception as exc:
@@ -157,7 +160,11 @@ class Runtime:
                 "INVALID_REQUEST", "input does not match the workflow's input model", details
             ) from exc
         run_id = run_id or lifecycle.generate_run_id()
-        await self.store.run(self._create, workflow, run_id, value, config or {}, auth)
+        first = await self.store.run(
+            self._create, workflow, run_id, value, config or {}, auth, idempotency
+        )
+        if first is not None:
+            return first
         self._spawn(workflow, run_id, fresh=True)
         return run_id
 
@@ -168,27 +175,19 @@ class Runtime:
         input: Any,
         config: dict[str, Any],
         auth: dict[str, Any] | None,
-    ) -> None:
+        idempotency: tuple[str, str] | None,
+    ) -> str | None:
         ensure_output_tables(self.store, workflow)
-        try:
-            with self.store.write() as tx:
-                runs_q.insert_run(
-                    tx.conn,
-                    run_id=run_id,
-                    workflow_name=workflow.name,
-                    workflow_path=workflow.path,
-                    workflow_hash=workflow.content_hash,
-                    owner_id=self.owner_id,
-                    now=tx.now,
-                    input=input,
-                    config=config,
-                    auth=auth,
-                )
-                tx.emit(run_id, "RunStarted")
-        except IntegrityError:
-            raise SmithersError(
-                "RUN_ALREADY_EXISTS", f"run {run_id!r} already exists", {"runId": run_id}
-            ) from None
+        return lifecycle.create_run(
+            self.store,
+            workflow,
+            run_id,
+            owner_id=self.owner_id,
+            input=input,
+            config=config,
+            auth=auth,
+            idempotency=idempotency,
+        )
 
     async def resume(self, run_id: str, workflow: SmithersWorkflow) -> None:
         """Claim a run (parked, paused, failed, stale or unowned) and drive it."""

@@ -11,115 +11,26 @@ core below it knows no surface.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
-from . import commands, decisions, queries, signals, timetravel
+from . import commands, decisions, inspection, queries, signals, timetravel
 from .definition import SmithersWorkflow
 from .errors import SmithersError, run_not_found
 from .events import Event
+from .finders import HostRuns, Located, OneRun, Runs, StoreRuns
 from .host import RunHost
 from .metrics import Metrics
 from .principal import Principal
+from .registry import CONFIG_KEY
 from .runtime import Runtime
 from .store.base import Store
 from .subscriptions import subscribe
 
 __all__ = ["Located", "OneRun", "RunService", "StoreRuns"]
 
-
-@dataclass(frozen=True)
-class Located:
-    """Where a run lives: its store, and the runtime of this process on that store."""
-
-    run_id: str
-    store: Store
-    runtime: Runtime | None
-
-
-class Runs(Protocol):
-    """How a service finds runs: every run of a host, or the one run of a serve app."""
-
-    async def locate(self, run_id: str) -> Located | None: ...
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None: ...
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        """The run's view, read in one pass (the hot path of `GET /v1/runs/{id}`)."""
-        ...
-
-    def stores(self) -> list[Store]: ...
-
-
-class HostRuns:
-    """The runs of a `RunHost`: any of its databases."""
-
-    def __init__(self, host: RunHost) -> None:
-        self.host = host
-
-    async def locate(self, run_id: str) -> Located | None:
-        self.host.require_running()
-        store = await self.host.call(self.host.locate, run_id)
-        return None if store is None else Located(run_id, store, self.host.runtime(store))
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
-        run = await located.store.run(queries.get_run, located.store, located.run_id)
-        return None if run is None else await self.host.workflow_of(run)
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        self.host.require_running()
-        return await self.host.call(self.host.view, run_id)
-
-    def stores(self) -> list[Store]:
-        return self.host.stores()
-
-
-class StoreRuns:
-    """Every run of one database, driven by no runtime here (the CLI's `--db` commands).
-    Signal payloads are checked when consumed: no workflow is loaded here."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def locate(self, run_id: str) -> Located | None:
-        run = await self.store.run(queries.get_run, self.store, run_id)
-        return None if run is None else Located(run_id, self.store, None)
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
-        return None
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        return await self.store.run(queries.run_view, self.store, run_id)
-
-    def stores(self) -> list[Store]:
-        return [self.store]
-
-
-class OneRun:
-    """The one run of a serve app, driven by `runtime` (when given) in this process."""
-
-    def __init__(
-        self, store: Store, run_id: str, workflow: SmithersWorkflow, runtime: Runtime | None
-    ) -> None:
-        self.located = Located(run_id, store, runtime)
-        self.workflow = workflow
-
-    async def locate(self, run_id: str) -> Located | None:
-        return self.located if run_id == self.located.run_id else None
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
-        return self.workflow
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        if run_id != self.located.run_id:
-            return None
-        store = self.located.store
-        return await store.run(queries.run_view, store, run_id)
-
-    def stores(self) -> list[Store]:
-        return [self.located.store]
+T = TypeVar("T")
 
 
 class RunService:
@@ -182,6 +93,29 @@ class RunService:
         auth = None if principal is None else principal.to_auth()
         return await host.start(workflow, input=input, run_id=run_id, config=config, auth=auth)
 
+    async def launch(
+        self,
+        key: str,
+        *,
+        input: dict[str, Any] | None,
+        run_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
+        idempotency: tuple[str, str] | None = None,
+    ) -> str:
+        """Start a run of the workflow registered as `key` (NOT_FOUND when none is);
+        `idempotency` `(scope, key)`: the run that key started within 24 h, if any."""
+        host = self._host()
+        workflow = host.registered(key)
+        return await host.start(
+            workflow,
+            input=input,
+            run_id=run_id,
+            config={**(config or {}), CONFIG_KEY: key},
+            auth=auth,
+            idempotency=idempotency,
+        )
+
     async def resume(
         self, run_id: str, workflow_path: str | None = None, *, load_first: bool = False
     ) -> str:
@@ -239,6 +173,22 @@ class RunService:
             caller=principal,
         )
 
+    async def decide_all(
+        self, wanted: list[decisions.Wanted], *, principal: Principal | None = None
+    ) -> list[decisions.Decision]:
+        """Several decisions in one transaction: all recorded, or none (their runs must
+        share a database)."""
+        found = [await self.locate(one.run_id) for one in wanted]
+        stores = {at.store.url: at.store for at in found}
+        if len(stores) > 1:
+            raise SmithersError(
+                "INVALID_REQUEST", "decisions on runs of different databases cannot be joined"
+            )
+        if not found:
+            return []
+        store = found[0].store
+        return await store.run(decisions.decide_all, store, wanted, principal)
+
     async def signal(
         self,
         run: str | Located,
@@ -286,17 +236,63 @@ class RunService:
         return stores[0]
 
     async def list_runs(
-        self, *, limit: int = 50, status: str | None = None, workflow: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow: str | None = None,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         store = self.require_run_list()
         root = self.host.root_dir if self.host is not None else None
         return await store.run(
-            queries.list_runs, store, limit=limit, status=status, workflow=workflow, root=root
+            queries.list_runs,
+            store,
+            limit=limit,
+            status=status,
+            workflow=workflow,
+            root=root,
+            offset=offset,
         )
 
     async def approvals(self) -> list[dict[str, Any]]:
         store = self.require_run_list()
         return await store.run(queries.pending_approvals, store)
+
+    async def approval_requests(
+        self, *, run_id: str | None = None, workflow: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Pending approvals with their mode, options and who may decide them."""
+        store = self.require_run_list()
+        return await store.run(
+            queries.approval_requests, store, run_id=run_id, workflow=workflow, limit=limit
+        )
+
+    async def _read(self, run: str | Located, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(store, run_id, *args)` on the run's store."""
+        at = await self._at(run)
+        return await at.store.run(fn, at.store, at.run_id, *args)
+
+    async def node_states(self, run: str | Located) -> list[dict[str, Any]]:
+        return await self._read(run, inspection.node_states)
+
+    async def attempts(
+        self, run: str | Located, node_id: str | None = None, iteration: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._read(run, inspection.attempts, node_id, iteration)
+
+    async def attempt(
+        self, run: str | Located, node_id: str, iteration: int, number: int
+    ) -> dict[str, Any]:
+        return await self._read(run, inspection.attempt, node_id, iteration, number)
+
+    async def frame(self, run: str | Located, frame_no: int) -> dict[str, Any]:
+        return await self._read(run, inspection.frame, frame_no)
+
+    async def node_output(
+        self, run: str | Located, node_id: str, iteration: int = 0
+    ) -> dict[str, Any]:
+        return await self._read(run, inspection.node_output, node_id, iteration)
 
     async def frames(
         self, run: str | Located, *, limit: int = 50, after_frame_no: int | None = None

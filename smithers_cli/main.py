@@ -102,9 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--access-log", action="store_true", help="log a line per request")
 
+    from .gateway import add_parser as add_gateway_parser
     from .operators import add_parsers
 
     add_parsers(sub)
+    add_gateway_parser(sub)
     return parser
 
 
@@ -255,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _runs(args)
         if args.command == "server":
             return _server(args)
+        if args.command == "gateway":
+            from .gateway import run as run_gateway
+
+            return run_gateway(args)
     except BaseException as exc:
         return _report(_unwrap(exc))
     return EXIT_USAGE

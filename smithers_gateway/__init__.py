@@ -1,3 +1,7 @@
-"""smithers_gateway: arrives in a later issue."""
+"""smithers_gateway: the control plane (RPC over HTTP, auth and scopes, registered workflows)."""
 
-__all__: list[str] = []
+from .gateway import Gateway
+from .rpc import Call
+from .server import GatewayServer
+
+__all__ = ["Call", "Gateway", "GatewayServer"]

@@ -35,6 +35,13 @@ def list_frames(
     return [FrameRecord.from_row(r) for r in conn.execute(query)]
 
 
+def get_frame(conn: Connection, run_id: str, frame_no: int) -> FrameRecord | None:
+    row = conn.execute(
+        sa.select(frames).where(frames.c.run_id == run_id, frames.c.frame_no == frame_no)
+    ).first()
+    return None if row is None else FrameRecord.from_row(row)
+
+
 def last_frame(conn: Connection, run_id: str) -> tuple[int, str] | None:
     row = conn.execute(
         sa.select(frames.c.frame_no, frames.c.xml_hash)

@@ -270,9 +270,12 @@ def decide_approval(
     return result.rowcount == 1
 
 
-def pending_approvals(conn: Connection, limit: int = 1000) -> list[tuple[ApprovalRecord, Any]]:
-    """Requested approvals with their run row, oldest request first."""
-    rows = conn.execute(
+def pending_approvals(
+    conn: Connection, limit: int = 1000, *, run_id: str | None = None, workflow: str | None = None
+) -> list[tuple[ApprovalRecord, Any]]:
+    """Requested approvals with their run row, oldest request first (of one run, or of
+    the runs of one workflow name, when given)."""
+    query = (
         sa.select(approvals, runs.c.workflow_name, runs.c.status.label("run_status"), nodes.c.label)
         .join(runs, runs.c.run_id == approvals.c.run_id)
         .outerjoin(
@@ -288,7 +291,11 @@ def pending_approvals(conn: Connection, limit: int = 1000) -> list[tuple[Approva
         .order_by(approvals.c.requested_at_ms, approvals.c.run_id, approvals.c.node_id)
         .limit(limit)
     )
-    return [(ApprovalRecord.from_row(r), r._mapping) for r in rows]
+    if run_id is not None:
+        query = query.where(approvals.c.run_id == run_id)
+    if workflow is not None:
+        query = query.where(runs.c.workflow_name == workflow)
+    return [(ApprovalRecord.from_row(r), r._mapping) for r in conn.execute(query)]
 
 
 def insert_signal(

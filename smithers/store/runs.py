@@ -150,6 +150,7 @@ def list_runs(
     limit: int = 50,
     status: str | None = None,
     workflow: str | None = None,
+    offset: int = 0,
 ) -> list[RunRecord]:
     query = sa.select(runs).order_by(runs.c.created_at_ms.desc(), runs.c.run_id.desc())
     if status:
@@ -158,7 +159,7 @@ def list_runs(
         query = query.where(
             sa.or_(runs.c.workflow_name == workflow, runs.c.workflow_path == workflow)
         )
-    return [RunRecord.from_row(r) for r in conn.execute(query.limit(limit))]
+    return [RunRecord.from_row(r) for r in conn.execute(query.limit(limit).offset(offset))]
 
 
 def run_row(conn: Connection, run_id: str) -> dict[str, Any] | None:

@@ -73,6 +73,7 @@ def build_app(
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]] | None = None,
     allowed_origins: Iterable[str] = (),
     streams: StreamSlots | None = None,
+    own_auth: bool = False,
 ) -> Starlette:
     """An app with the shared guard, error envelope everywhere, and `/metrics` when
     `metrics` is given. `streams` (the app's open event streams) are ended by our servers
@@ -81,7 +82,8 @@ def build_app(
     The guard refuses a non-loopback Host when open (no token) and not `insecure`, and a
     request whose Origin is neither the server's own nor in `allowed_origins` when open,
     or when `allowed_origins` is given (with a token, a browser cannot send it
-    cross-site: we answer no CORS preflight)."""
+    cross-site: we answer no CORS preflight). With `own_auth` the app authenticates each
+    request itself (the Gateway's modes): the guard then checks only the request head."""
     routes = list(routes)
     if metrics is not None:
         routes.append(Route("/metrics", metrics_endpoint(metrics), methods=["GET"]))
@@ -89,8 +91,8 @@ def build_app(
     guard = Middleware(
         GuardMiddleware,
         token=token,
-        host_guard=token is None and not insecure,
-        origin_guard=token is None or bool(origins),
+        host_guard=token is None and not insecure and not own_auth,
+        origin_guard=(token is None or bool(origins)) and not own_auth,
         allowed_origins=origins,
         metrics=metrics,
     )

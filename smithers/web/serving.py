@@ -271,13 +271,17 @@ def uvicorn_config(
     headers_timeout_ms: int,
     log_level: str = "warning",
     access_log: bool = False,
+    ws: str = "none",
+    ws_max_size: int = 16 * 1024 * 1024,
 ) -> uvicorn.Config:
+    """`ws`: "none", or "websockets-sansio" for an app with WebSocket routes (the Gateway)."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         http=protocol_with_timeout(headers_timeout_ms / 1000),
-        ws="none",
+        ws=ws,
+        ws_max_size=ws_max_size,
         lifespan="on",
         log_config=log_config(log_level, access_log),
         log_level=None,  # set by the config above

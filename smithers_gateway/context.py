@@ -1,0 +1,78 @@
+"""What every route and RPC method of one Gateway shares: its service, registry, auth,
+metrics and limits, and who it is (`identity`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from smithers.clock import now_ms
+from smithers.errors import SmithersError
+from smithers.principal import Principal
+from smithers.registry import WorkflowRegistry
+from smithers.service import RunService
+from smithers.web.identity import Authenticator
+from smithers.web.run_endpoints import Limits
+
+from .metrics import GatewayMetrics
+
+PROTOCOL = 1
+FEATURES = ("runs", "approvals", "signals", "inspection", "http-rpc")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("smithers-asgi")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class GatewayContext:
+    service: RunService
+    registry: WorkflowRegistry
+    authenticator: Authenticator
+    metrics: GatewayMetrics
+    limits: Limits
+    features: tuple[str, ...] = FEATURES
+    version: str = field(default_factory=_version)
+    started_at_ms: int = field(default_factory=now_ms)
+
+    def authenticate(self, headers: Mapping[str, str], token: str | None = None) -> Principal:
+        """The caller of a request (or WebSocket `connect`), or UNAUTHORIZED: a browser
+        Origin outside `allowedOrigins`, a missing, unknown, expired or revoked token."""
+        if not self.authenticator.origin_allowed(headers.get("origin")):
+            raise SmithersError("UNAUTHORIZED", "origin not allowed")
+        return self.authenticator.authenticate(headers, token)
+
+    @property
+    def is_open(self) -> bool:
+        """No auth configured: every caller is an anonymous operator."""
+        return self.authenticator.mode == "open"
+
+    def identity(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "startedAtMs": self.started_at_ms, "version": self.version}
+
+    def workflows(self) -> list[dict[str, Any]]:
+        """The registered workflows sorted by key, as `/workflows` and `listWorkflows` show."""
+        return [
+            {
+                "key": entry.key,
+                "readableName": entry.readable_name,
+                "description": entry.description,
+                "hasUi": entry.options.get("ui") is not None,
+                "uiPath": _ui_path(entry.key, entry.options.get("ui")),
+            }
+            for entry in self.registry.entries()
+        ]
+
+
+def _ui_path(key: str, ui: Any) -> str | None:
+    if ui is None or ui is False:
+        return None
+    path = ui.get("path") if isinstance(ui, Mapping) else None
+    return str(path) if path else f"/workflows/{key}"

@@ -1,0 +1,30 @@
+"""The Gateway's metrics: the engine's `smithers_*` plus `smithers_gateway_*`, and the
+global change counter (`stateVersion`) that every committed event moves."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from smithers.events import Event
+from smithers.metrics import Metrics
+
+
+class GatewayMetrics(Metrics):
+    def __init__(self) -> None:
+        super().__init__()
+        r = self.registry
+        self.rpc_calls = Counter(
+            "smithers_gateway_rpc_calls_total",
+            "RPC calls by method, transport and outcome (ok or the error code)",
+            ["method", "transport", "outcome"],
+            registry=r,
+        )
+        self.connections = Gauge(
+            "smithers_gateway_connections", "Open authenticated WebSocket connections", registry=r
+        )
+        self.streams = Gauge("smithers_gateway_streams", "Open run event streams", registry=r)
+        self.state_version = 0
+
+    def observe_event(self, event: Event) -> None:
+        self.state_version += 1
+        super().observe_event(event)
