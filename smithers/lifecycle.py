@@ -122,6 +122,25 @@ def locked_run(tx: Tx, run_id: str) -> RunRecord:
     return run
 
 
+def release_owned(tx: Tx, owner_id: str, run_ids: list[str]) -> None:
+    """A process stops driving runs: those asked to pause park as `paused` (a pause must
+    not be lost to whoever adopts the run next; attempts it cut short are taken up again
+    on resume), the others are handed back unowned, for another process to adopt at once."""
+    for run_id in run_ids:
+        run = runs_q.get_run(tx.conn, run_id, lock=True)
+        if (
+            run is not None
+            and run.status == "running"
+            and run.runtime_owner_id == owner_id
+            and run.pause_requested_at_ms is not None
+        ):
+            runs_q.update_run(
+                tx.conn, run_id, status="paused", runtime_owner_id=None, heartbeat_at_ms=None
+            )
+            tx.emit(run_id, "RunStatusChanged", status="paused")
+    runs_q.release_runs(tx.conn, owner_id, run_ids)
+
+
 def release_parked(tx: Tx, run: RunRecord) -> None:
     """A parked run that can move again becomes `running` and unowned: anyone may adopt it."""
     if run.status in WAITING_STATUSES:
@@ -169,7 +188,7 @@ def claim_for_resume(
             error = {
                 "code": "ABANDONED",
                 "reason": "abandoned",
-                "message": "the process running this attempt died",
+                "message": "the attempt was cut short when its process stopped",
             }
             state = "failed" if gone >= MAX_ABANDONED_ATTEMPTS else "pending"
             nodes_q.upsert_node(

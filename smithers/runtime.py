@@ -127,7 +127,7 @@ class Runtime:
 
     def _release(self, run_ids: list[str]) -> None:
         with self.store.write() as tx:
-            runs_q.release_runs(tx.conn, self.owner_id, run_ids)
+            lifecycle.release_owned(tx, self.owner_id, run_ids)
 
     # -- starting and resuming -------------------------------------------------------------
 

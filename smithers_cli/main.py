@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --serve: exit when the run ends instead of serving on",
     )
+    up.add_argument(
+        "--cancel-on-exit",
+        action="store_true",
+        help="Ctrl-C or SIGTERM cancels the run (default: pause it, resumable with --resume)",
+    )
     server = sub.add_parser("server", help="serve the multi-workflow REST API")
     server.add_argument("--port", type=int, default=7331)
     server.add_argument("--host", default="127.0.0.1")
@@ -192,6 +197,7 @@ async def _up(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         exit_on_finish=args.exit_on_finish,
+        cancel_on_exit=args.cancel_on_exit,
     )
     return await up(options)
 

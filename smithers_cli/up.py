@@ -1,4 +1,9 @@
-"""`smithers up`: run a workflow file in the foreground, optionally serving it over HTTP."""
+"""`smithers up`: run a workflow file in the foreground, optionally serving it over HTTP.
+
+Ctrl-C (SIGINT) and SIGTERM leave the run resumable: it is paused (a task in flight is cut
+short and runs again on resume), `up` prints the command that resumes it and exits 130 or
+143. With `--cancel-on-exit` the run is cancelled instead.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,29 @@ import json
 import os
 import signal
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import anyio
 
-from smithers.commands import cancel_run
+from smithers import commands
 from smithers.definition import SmithersWorkflow
 from smithers.engine import in_thread
 from smithers.errors import SmithersError
 from smithers.lifecycle import generate_run_id
 from smithers.loader import load_workflow
-from smithers.queries import get_run, list_frames
+from smithers.queries import get_run, list_frames, run_events
 from smithers.runtime import Runtime
-from smithers.store.base import Store, open_store
-from smithers.store.records import TERMINAL_STATUSES
+from smithers.store.base import Store, open_store, shown_db_url
 from smithers.subscriptions import subscribe
 
+from .hints import resume_command, waiting_hint
 from .progress import LiveView, PlainView
 
-EXIT_FINISHED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_FINISHED, EXIT_FAILED = 0, 1
+EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # the shell's 128 + number
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 @dataclass
@@ -42,33 +50,77 @@ class UpOptions:
     port: int = 7331
     exit_on_finish: bool = False
     token: str | None = None
+    cancel_on_exit: bool = False
 
 
-def _hint(run_id: str, db_arg: str, url: str | None) -> Any:
-    def hint(p: dict[str, Any]) -> str | None:
-        node = p.get("nodeId")
-        if p.get("type") == "ApprovalRequested":
-            title = (p.get("request") or {}).get("title") or ""
-            lines = [
-                f"{node}: waiting for approval{': ' + title if title else ''}",
-                f"  approve: smithers runs approve {run_id} {node} --db {db_arg}",
-                f"  deny:    smithers runs deny {run_id} {node} --db {db_arg}",
-            ]
-            if url:
-                lines.append(f"  or:      curl -X POST {url}/approve/{node}")
-            return "\n".join(lines)
-        if p.get("type") == "NodeWaitingEvent":
-            name = p.get("signalName")
-            lines = [
-                f"{node}: waiting for signal {name}",
-                f"  send: smithers runs signal {run_id} {name} --data '{{}}' --db {db_arg}",
-            ]
-            if url:
-                lines.append(f"  or:   curl -X POST {url}/signals/{name} -d '{{\"data\": {{}}}}'")
-            return "\n".join(lines)
-        return None
+@dataclass
+class _Stop:
+    """What the first SIGINT or SIGTERM did: `outcome` is `pause`'s or `cancel`'s answer
+    (None while no signal came, or when the run had ended by itself)."""
 
-    return hint
+    signal: signal.Signals | None = None
+    outcome: str | None = None
+    in_flight: bool = False  # the run was running: a task may be cut short
+    requested: anyio.Event = field(default_factory=anyio.Event)
+    following: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+    @property
+    def paused(self) -> bool:
+        return self.outcome in ("paused", "pause-requested")
+
+
+async def _on_signals(store: Store, run_id: str, cancel_on_exit: bool, stop: _Stop) -> None:
+    """Act on the first SIGINT or SIGTERM; swallow later ones while `up` stops (a second
+    Ctrl-C must not break the shutdown with a KeyboardInterrupt)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for received in signals:
+            if stop.requested.is_set():
+                continue
+            stop.requested.set()
+            run = await store.run(get_run, store, run_id)
+            if run is None or run.is_terminal:
+                continue  # it ended by itself: `up` exits as the run ended
+            stop.in_flight = run.status == "running"
+            try:
+                if cancel_on_exit:
+                    outcome = await commands.cancel(store, run_id)
+                else:
+                    outcome = await commands.pause(store, run_id)
+            except SmithersError:  # it ended in between
+                continue
+            if outcome == "already-terminal":
+                continue
+            stop.signal, stop.outcome = received, outcome
+            if stop.paused:
+                # A cancelled run's log ends by itself; a paused one's goes on.
+                stop.following.cancel()
+
+
+async def _begin(
+    runtime: Runtime, workflow: SmithersWorkflow, options: UpOptions, run_id: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """Start the run, or resume it; the seq its events are followed after, and (resuming)
+    the events before it."""
+    if not options.resume:
+        await runtime.start(workflow, input=options.input, run_id=run_id)
+        return -1, []
+    store = runtime.store
+    previous = await store.run(get_run, store, run_id)
+    after = previous.last_seq if previous is not None else -1
+    events = await store.run(run_events, store, run_id)
+    await runtime.resume(run_id, workflow)
+    return after, [e.payload for e in events if e.seq <= after]
+
+
+def _view(
+    out: TextIO, store: Store, run_id: str, title: str, shown_db: str, url: str | None
+) -> PlainView | LiveView:
+    """The live view on a terminal, plain lines anywhere else (and on a dumb terminal,
+    which cannot move its cursor)."""
+    hint = waiting_hint(run_id, shown_db, url)
+    if out.isatty() and os.environ.get("TERM") != "dumb":
+        return LiveView(out, hint, lambda: _latest_frame(store, run_id), title)
+    return PlainView(out, hint)
 
 
 def _latest_frame(store: Store, run_id: str) -> dict[str, Any] | None:
@@ -80,86 +132,91 @@ async def up(options: UpOptions, out: TextIO = sys.stdout) -> int:
     workflow = load_workflow(options.workflow)
     db = options.db or workflow.db or "smithers.db"
     store = await in_thread(open_store, db)
-    db_arg = db if "://" in db else f"sqlite:///{db}"
-    run_id = options.run_id
-    if options.resume and run_id is None:
+    shown_db = shown_db_url(db)
+    if options.resume and options.run_id is None:
         raise SmithersError("INVALID_REQUEST", "--resume needs --run-id")
-
-    the_run: str = run_id or generate_run_id()
+    run_id: str = options.run_id or generate_run_id()
 
     def resolve(run: Any) -> SmithersWorkflow | None:
-        return workflow if run.run_id == the_run else None
+        return workflow if run.run_id == run_id else None
 
-    interrupted = False
-    async with (
-        Runtime(
-            store,
-            resolve=resolve,
-            root_dir=os.path.abspath(options.root),
+    stop = _Stop()
+    async with anyio.create_task_group() as watching_signals:
+        async with (
+            Runtime(
+                store,
+                resolve=resolve,
+                root_dir=os.path.abspath(options.root),
+                allow_network=options.allow_network,
+            ) as runtime,
+            anyio.create_task_group() as tg,
+        ):
+            server = url = None
+            if options.serve:
+                # Bind before the run exists: a port in use must not leave a run behind.
+                server, url = await _serve(tg, options, workflow, store, run_id, runtime)
+            after, history = await _begin(runtime, workflow, options, run_id)
+            serving = f", serving {url}" if url else ""
+            print(f"run {run_id} ({workflow.name}) in {shown_db}{serving}", file=out, flush=True)
+            watching_signals.start_soon(_on_signals, store, run_id, options.cancel_on_exit, stop)
+            view = _view(out, store, run_id, f"{workflow.name} {run_id}", shown_db, url)
+            try:
+                view.replay(history)
+                with stop.following:
+                    async for event in subscribe(
+                        store, run_id, after, is_local=lambda: runtime.is_live(run_id)
+                    ):
+                        view.on_event(event.payload)
+            finally:
+                view.close("paused" if stop.paused else None)
+            result = await store.run(runtime.result, run_id)
+            if stop.signal is None:
+                if result.status == "finished":
+                    print(json.dumps(result.outputs, indent=2, default=str), file=out, flush=True)
+                if server is not None and not options.exit_on_finish:
+                    print(
+                        f"run {result.status}; still serving {url} (Ctrl-C to exit)",
+                        file=out,
+                        flush=True,
+                    )
+                    await stop.requested.wait()
+            if server is not None:
+                server.should_exit = True
+                while server.started and not getattr(server, "_smithers_done", False):
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()
+        # The runtime has let go of the run: a pause asked mid-task is `paused` by now.
+        watching_signals.cancel_scope.cancel()
+    if stop.signal is None:
+        return EXIT_FINISHED if result.status == "finished" else EXIT_FAILED
+    if stop.paused:
+        command = resume_command(
+            options.workflow,
+            run_id,
+            shown_db if options.db else None,
+            root=options.root,
             allow_network=options.allow_network,
-        ) as runtime,
-        anyio.create_task_group() as tg,
-    ):
-        server = None
-        url = None
-        if options.serve:
-            # Bind before the run exists: a port in use must not leave a run behind.
-            server, url = await _serve(tg, options, workflow, store, the_run, runtime)
-        if options.resume:
-            previous = await store.run(get_run, store, the_run)
-            after = previous.last_seq if previous is not None else -1
-            await runtime.resume(the_run, workflow)
-        else:
-            after = -1
-            await runtime.start(workflow, input=options.input, run_id=the_run)
+        )
         print(
-            f"run {the_run} ({workflow.name}) in {db_arg}" + (f", serving {url}" if url else ""),
+            f"run paused ({SIGNAL_NAMES[stop.signal]}); resume it with:\n  {command}",
             file=out,
             flush=True,
         )
-        hint = _hint(the_run, db_arg, url)
-        view: PlainView | LiveView = (
-            LiveView(out, hint, lambda: _latest_frame(store, the_run), f"{workflow.name} {the_run}")
-            if out.isatty()
-            else PlainView(out, hint)
-        )
-        stop = anyio.Event()
+    return _stopped(EXIT_ON_SIGNAL[stop.signal], stop, store, out)
 
-        async def on_signals() -> None:
-            nonlocal interrupted
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    run = await store.run(get_run, store, the_run)
-                    if run is not None and run.status not in TERMINAL_STATUSES:
-                        interrupted = True
-                        await store.run(cancel_run, store, the_run)
-                    stop.set()
-                    return
 
-        tg.start_soon(on_signals)
-        async for event in subscribe(
-            store, the_run, after, is_local=lambda: runtime.is_live(the_run)
-        ):
-            view.on_event(event.payload)
-        view.close()
-        result = await store.run(runtime.result, the_run)
-        if result.status == "finished":
-            print(json.dumps(result.outputs, indent=2, default=str), file=out, flush=True)
-        if server is not None and not options.exit_on_finish and not interrupted:
-            print(
-                f"run {result.status}; still serving {url} (Ctrl-C to exit)",
-                file=out,
-                flush=True,
-            )
-            await stop.wait()
-        if server is not None:
-            server.should_exit = True
-            while server.started and not getattr(server, "_smithers_done", False):
-                await anyio.sleep(0.02)
-        tg.cancel_scope.cancel()
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FINISHED if result.status == "finished" else EXIT_FAILED
+def _stopped(code: int, stop: _Stop, store: Store, out: TextIO) -> int:
+    """The exit code after a signal. A task cut short in a worker thread cannot be stopped,
+    and Python would wait for it at exit: the run is safe in the database, so leave now."""
+    for received in EXIT_ON_SIGNAL:
+        signal.signal(received, signal.SIG_IGN)  # the way out is under way: no traceback
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if stop.in_flight and any(t.is_alive() and not t.daemon for t in others):
+        store.close()
+        out.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 async def _serve(

@@ -1,156 +1,36 @@
-"""`smithers up` driven end to end: `--serve`, Ctrl-C, and the terminal view under a pty."""
+"""`smithers up` driven end to end: `--serve`, signals and resuming, failures, plain output.
+
+The terminal view under a pseudo-terminal is in `test_up_terminal.py`.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import select
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 import smithers
-from smithers.queries import get_run, list_runs
-from tests.helpers import EXAMPLES, ROOT
-
-APPROVAL = str(EXAMPLES / "approval.py")
-CLI = [sys.executable, "-m", "smithers_cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def smithers_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Up:
-    """`smithers up ...` with its stdout and stderr read by threads (never blocking the test)."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [*CLI, "up", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.errors: list[str] = []
-        self.readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.errors), daemon=True),
-        ]
-        for reader in self.readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream: Any, into: list[str]) -> None:
-        for line in stream:
-            into.append(line.rstrip("\n"))
-
-    @property
-    def stdout(self) -> str:
-        return "".join(f"{line}\n" for line in self.lines)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(f"{line}\n" for line in self.errors)
-
-    def line(self, predicate: Callable[[str], bool], what: str, timeout: float = 20.0) -> str:
-        def found() -> str | None:
-            if self.proc.poll() is not None:
-                for reader in self.readers:
-                    reader.join(5)
-            match = next((line for line in list(self.lines) if predicate(line)), None)
-            if match is None and self.proc.poll() is not None:
-                raise AssertionError(f"exited {self.proc.returncode} before {what}:\n{self.output}")
-            return match
-
-        line: str = wait_for(found, what, timeout)
-        return line
-
-    def wait(self, timeout: float = 20.0) -> int:
-        code = self.proc.wait(timeout)
-        for reader in self.readers:
-            reader.join(5)
-        return code
-
-    @property
-    def output(self) -> str:
-        return f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def first_line(up: Up) -> re.Match[str]:
-    line = up.line(lambda text: text.startswith("run "), "the first line")
-    assert up.lines[0] == line, up.output
-    match = re.fullmatch(r"run (\S+) \((\w+)\) in (\S+?)(?:, serving (http://\S+))?", line)
-    assert match, line
-    return match
-
-
-def outputs_of(stdout: str) -> Any:
-    """The final outputs: the indented JSON object printed when the run finished."""
-    start = stdout.index("\n{\n") + 1
-    end = stdout.index("\n}\n", start) + 2
-    return json.loads(stdout[start:end])
-
-
-def get_view(url: str) -> dict[str, Any] | None:
-    try:
-        res = httpx.get(f"{url}/", timeout=5)
-    except httpx.TransportError:
-        return None
-    assert res.status_code == 200, res.text
-    view: dict[str, Any] = res.json()
-    return view
-
-
-def status_is(url: str, status: str) -> Callable[[], dict[str, Any] | None]:
-    def check() -> dict[str, Any] | None:
-        view = get_view(url)
-        return view if view is not None and view["status"] == status else None
-
-    return check
-
-
-def db_status(db: str, run_id: str) -> str | None:
-    store = smithers.open_store(db)
-    try:
-        run = get_run(store, run_id)
-        return None if run is None else run.status
-    finally:
-        store.close()
-
+from smithers.queries import list_runs
+from tests.cli.running import (
+    APPROVAL,
+    WORKFLOWS,
+    Up,
+    db_status,
+    first_line,
+    free_port,
+    get_view,
+    outputs_of,
+    resume_command,
+    smithers_cli,
+    status_is,
+    wait_for,
+)
+from tests.helpers import EXAMPLES
 
 # -- --serve ----------------------------------------------------------------------------------
 
@@ -225,124 +105,117 @@ def test_serve_exit_on_finish(tmp_path: Path, verb: str, code: int, status: str)
         assert any(line.startswith("run failed: ") for line in up.lines), up.output
 
 
-# -- Ctrl-C ------------------------------------------------------------------------------------
+# -- Ctrl-C and SIGTERM ---------------------------------------------------------------------
+
+INTERRUPTED = str(WORKFLOWS / "interrupted.py")
+BLOCKING = "block | attempt 1"  # its task holds a worker thread until the process ends
+WAITING = "  approve: smithers runs approve {run} review --db {db}"
 
 
-@pytest.mark.parametrize("serve", [False, True], ids=["foreground", "serve"])
-def test_ctrl_c_cancels_the_run_and_exits_130(tmp_path: Path, serve: bool) -> None:
-    db = f"sqlite:///{tmp_path / 'slow.db'}"
+@pytest.mark.parametrize(
+    ("workflow", "sig", "serve", "stopped_at"),
+    [
+        (APPROVAL, signal.SIGINT, False, WAITING),
+        (INTERRUPTED, signal.SIGTERM, False, BLOCKING),
+        (INTERRUPTED, signal.SIGINT, True, BLOCKING),
+        (APPROVAL, signal.SIGTERM, True, WAITING),
+    ],
+    ids=["ctrl-c-waiting", "sigterm-mid-task", "ctrl-c-mid-task-serve", "sigterm-waiting-serve"],
+)
+def test_a_signal_pauses_the_run_and_resume_runs_it_to_the_end(
+    tmp_path: Path, workflow: str, sig: signal.Signals, serve: bool, stopped_at: str
+) -> None:
+    db = f"sqlite:///{tmp_path / 'paused.db'}"
+    run_id = f"paused-{sig.name}"
     extra = ("--serve", "--port", str(free_port())) if serve else ()
-    up = Up(str(EXAMPLES / "slow.py"), "--db", db, "--run-id", "slow-1", *extra)
+    up = Up(workflow, "--db", db, "--run-id", run_id, *extra)
     try:
         url = first_line(up)[4]
-        assert (url is not None) == serve
+        up.line(lambda text: text == stopped_at.format(run=run_id, db=db), "where it stops")
+        up.proc.send_signal(sig)
+        assert up.wait() == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], up.output
+    finally:
+        up.kill()
+    assert db_status(db, run_id) == "paused"
+    assert "Traceback" not in up.stderr, up.output
+    assert up.lines[-2:] == [
+        f"run paused ({'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'}); resume it with:",
+        f"  smithers up {workflow} --run-id {run_id} --resume --db {db}",
+    ]
+    if url is not None:
+        assert get_view(url) is None  # no longer serving
+
+    again = Up(*resume_command(up.stdout))
+    try:
+        again.line(lambda text: text == WAITING.format(run=run_id, db=db), "the approve hint")
+        decided = smithers_cli("runs", "approve", run_id, "review", "--db", db, "--by", "tester")
+        assert decided.returncode == 0, decided.stderr
+        assert again.wait() == 0, again.output
+    finally:
+        again.kill()
+    assert db_status(db, run_id) == "finished"
+    assert "run finished" in again.lines
+    if workflow == INTERRUPTED:
+        # The attempt cut short runs again; nothing the run finished runs twice.
+        assert "block: started (attempt 2)" in again.lines, again.output
+        assert outputs_of(again.stdout) == {"block": {"attempt": 2}}
+    else:
+        assert outputs_of(again.stdout)["ship"] == {"text": "HELLO", "approved_by": "tester"}
+
+
+@pytest.mark.parametrize(
+    ("sig", "serve"), [(signal.SIGINT, False), (signal.SIGTERM, True)], ids=["ctrl-c", "serve"]
+)
+def test_cancel_on_exit_cancels_the_run(tmp_path: Path, sig: signal.Signals, serve: bool) -> None:
+    db = f"sqlite:///{tmp_path / 'slow.db'}"
+    extra = ("--serve", "--port", str(free_port())) if serve else ()
+    args = ("--db", db, "--run-id", "slow-1", "--cancel-on-exit", *extra)
+    up = Up(str(EXAMPLES / "slow.py"), *args)
+    try:
+        url = first_line(up)[4]
         up.line(lambda text: text == "wait | sleeping 60.0 s", "the task to start")
         assert db_status(db, "slow-1") == "running"
-        up.proc.send_signal(signal.SIGINT)
-        assert up.wait() == 130, up.output
+        up.proc.send_signal(sig)
+        assert up.wait() == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig], up.output
     finally:
         up.kill()
     assert db_status(db, "slow-1") == "cancelled"
     assert up.lines[-2:] == ["wait: cancelled", "run cancelled"], up.output
+    assert "resume" not in up.stdout
     assert "Traceback" not in up.stderr
     if url is not None:
         assert get_view(url) is None
 
 
-# -- the terminal view -------------------------------------------------------------------------
-
-
-class Pty:
-    """A child whose stdin, stdout and stderr are a pseudo-terminal; `text` is all it wrote."""
-
-    def __init__(self, args: list[str]) -> None:
-        master, slave = os.openpty()
-        self.master = master
-        self.data = b""
-        try:
-            self.proc = subprocess.Popen(
-                args, cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, close_fds=True
-            )
-        finally:
-            os.close(slave)
-
-    @property
-    def text(self) -> str:
-        return self.data.decode(errors="replace")
-
-    def pump(self, seconds: float) -> bool:
-        """Read what arrives for up to `seconds`; False once the child closed the terminal."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            ready, _, _ = select.select([self.master], [], [], min(left, 0.05))
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:  # EIO: every writer of the slave is gone
-                return False
-            if not chunk:
-                return False
-            self.data += chunk
-        return True
-
-    def until(self, needle: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.text:
-            assert time.monotonic() < deadline, f"no {needle!r} in:\n{self.text!r}"
-            if not self.pump(0.1) and needle not in self.text:
-                raise AssertionError(f"closed before {needle!r}:\n{self.text!r}")
-
-    def finish(self, timeout: float = 20.0) -> int:
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            self.pump(0.1)
-        code = self.proc.wait(max(deadline - time.monotonic(), 0.1))
-        while self.pump(0.1):
-            pass
-        return code
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        os.close(self.master)
-
-
-def test_terminal_view_redraws_in_place_and_ends_finished(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'tty.db'}"
-    term = Pty([*CLI, "up", APPROVAL, "--db", db, "--run-id", "tty-1", "--input", '{"msg": "hi"}'])
+def test_a_second_ctrl_c_while_stopping_is_no_traceback(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'twice.db'}"
+    up = Up(INTERRUPTED, "--db", db, "--run-id", "twice")
     try:
-        approve = f"smithers runs approve tty-1 review --db {db}"
-        term.until(approve)
-        waiting = term.text
-        assert waiting.startswith(f"run tty-1 (approval) in {db}\r\n"), waiting
-        assert re.search(r"\x1b\[\d+F\x1b\[J", waiting), waiting
-        for node in ("draft", "review", "ship"):
-            assert node in waiting
-        frame = waiting.rsplit("\x1b[J", 1)[-1]
-        assert "approval tty-1  [" in frame
-        assert re.search(r"✔ draft\s+finished", frame), frame
-        assert re.search(r"⏸ review\s+waiting-approval", frame), frame
-        assert re.search(r"· ship\s+pending", frame), frame
-        assert "review: waiting for approval: Ship the draft?" in frame
-        assert approve in frame
-
-        decided = smithers_cli("runs", "approve", "tty-1", "review", "--db", db, "--by", "tester")
-        assert decided.returncode == 0, decided.stderr
-        assert json.loads(decided.stdout)["approved"] is True
-
-        assert term.finish() == 0, term.text
+        up.line(lambda text: text == BLOCKING, "the task to block")
+        up.proc.send_signal(signal.SIGINT)
+        up.proc.send_signal(signal.SIGINT)
+        up.proc.send_signal(signal.SIGINT)
+        assert up.wait() == 130, up.output
     finally:
-        term.close()
-    text = term.text
-    final = text.rsplit("\x1b[J", 1)[-1]
-    assert final.startswith("approval tty-1  [finished]\r\n"), final
-    for node in ("draft", "review", "ship"):
-        assert re.search(rf"✔ {node}\s+finished", final), final
-    assert "waiting for approval" not in final  # the hint is gone once decided
-    assert '"approved_by": "tester"' in final
-    assert "Traceback" not in text
+        up.kill()
+    assert up.stderr == "", up.output
+    assert db_status(db, "twice") == "paused"
+    assert up.lines[-1] == f"  smithers up {INTERRUPTED} --run-id twice --resume --db {db}"
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def test_a_failing_task_shows_its_traceback(tmp_path: Path) -> None:
+    raising = WORKFLOWS / "raising.py"
+    done = smithers_cli("up", str(raising), "--db", str(tmp_path / "raise.db"))
+    assert done.returncode == 1, done.stderr
+    assert 'raising.py", line' in done.stdout, done.stdout  # the user's file, not a copy
+    assert "in read_the_settings" in done.stdout, done.stdout
+    assert "KeyError: 'missing'" in done.stdout
+
+
+# -- plain output ------------------------------------------------------------------------------
 
 
 def test_piped_output_is_plain_lines(tmp_path: Path) -> None:

@@ -166,6 +166,35 @@ async def test_pause_parks_after_in_flight_tasks_and_resume_continues(store: Sto
     assert result.outputs["second"] == {"text": "second"}
 
 
+async def test_a_pause_outlives_the_process_that_stops_mid_task(store: Store) -> None:
+    """`smithers up` on Ctrl-C: pause, then stop without waiting for the task."""
+    started = anyio.Event()
+    runs = 0
+
+    async def slow() -> dict[str, str]:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            started.set()
+            await anyio.sleep_forever()
+        return {"text": "done"}
+
+    @smithers
+    def wf(ctx):
+        return Workflow("stopping", [Task("slow", output=outputs.note, run=slow)])
+
+    async with Runtime(store) as rt:
+        run_id = await rt.start(wf)
+        await started.wait()
+        assert await pause(store, run_id) == "pause-requested"
+    assert run_view(store, run_id)["status"] == "paused"
+    async with Runtime(store) as rt:
+        await rt.resume(run_id, wf)
+        result = await rt.wait(run_id)
+    assert result.status == "finished" and result.outputs == {"slow": {"text": "done"}}
+    assert_contiguous(store, run_id)
+
+
 async def test_rewind_forgets_later_nodes_and_runs_them_again(store: Store) -> None:
     wf = load_workflow(EXAMPLES / "approval.py")
     parked = await run_workflow(wf, store=store, input={"msg": "a"})
