@@ -5,14 +5,17 @@ working folder holds a copy of `examples/` (top-level `await` allowed, as in the
 REPL). A document whose blocks define `test_*` functions is a test module: pytest runs it,
 and every test must pass (a skip is a failure: the reader's copy would not skip).
 
-```sh blocks run line by line in a shell, as a reader types them into terminals: a command
-that exits must exit 0; one still running after `SETTLE_S` (a server, or `smithers up`
-parked on an approval) goes on in the background, as in "another shell", and the next line
-runs. Each port 73xx becomes a free port. `RUN_ID` becomes the last run id a command printed.
-Background commands must still be alive, or have exited 0, when the block ends. A server
-started without `--port` gets the free port too. `make run` runs the repository's Makefile
-with the database in the reader's folder; `make test` is what `.ci/run` runs, so CI itself is
-its test.
+```sh blocks run line by line in a shell, as a reader types them into terminals (`export`s
+hold for the lines after them): a command that exits must exit 0; one still running after
+`SETTLE_S` (a server, or `smithers up` parked on an approval) goes on in the background, as
+in "another shell", and the next line runs. Each port 73xx becomes a free port. `RUN_ID`
+becomes the last run id a command printed. Background commands must still be alive, or have
+exited 0, when the block ends. A server started without `--port` gets the free port too.
+`make run` runs the repository's Makefile with the database in the reader's folder; `make
+test` is what `.ci/run` runs, so CI itself is its test.
+
+```console blocks are terminal sessions: their `$ ` lines run as the lines of an sh block
+(what follows them is sample output, not checked).
 
 ```text, ```json and unlabelled blocks are output or synopses, not code.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -33,7 +37,7 @@ from pathlib import Path
 
 from tests.helpers import ROOT
 
-RUNNABLE = {"python", "sh"}
+RUNNABLE = {"python", "sh", "console"}
 SETTLE_S = 4.0
 COMMAND_TIMEOUT_S = 60.0
 RUN_ID = re.compile(r"\bsmi_[0-9A-Za-z_-]+")
@@ -135,11 +139,14 @@ def run_python(doc_blocks: list[Block], tmp: Path) -> subprocess.CompletedProces
     )
 
 
-def shell_lines(code: str) -> list[str]:
+def shell_lines(code: str, lang: str = "sh") -> list[str]:
     """Commands of a block: continuation lines joined, blank lines and comments dropped."""
     lines: list[str] = []
     pending = ""
-    for raw in code.splitlines():
+    raws = code.splitlines()
+    if lang == "console":
+        raws = [r[2:] for r in raws if r.startswith("$ ")]
+    for raw in raws:
         line = pending + raw
         if line.endswith("\\"):
             pending = line[:-1] + " "
@@ -192,19 +199,26 @@ class Session:
         assert proc.returncode == 0, f"`{line}` exited {proc.returncode}:\n{out}"
 
     def _as_run(self, line: str) -> str | None:
+        if line.startswith("export "):
+            line = re.sub(r"\b73\d\d\b", lambda m: str(self.port(m.group())), line)
+            for assignment in shlex.split(line)[1:]:
+                name, _, value = assignment.partition("=")
+                self.env[name] = value
+            self.transcript.append(f"$ {line}")
+            return None
         if line.startswith("make test"):
             assert "make test" in (ROOT / ".ci" / "run").read_text()
             return None
         if line.startswith("make run"):
             db = f"sqlite:///{self.folder / 'smithers.db'}"
             line = f"make -C {ROOT} run DB={db} PORT={self.port()}" + line[len("make run") :]
+        line = line.partition(" #")[0].strip()  # the comment is for the reader
         line = re.sub(r"\b73\d\d\b", lambda m: str(self.port(m.group())), line)
         serves = line.startswith("smithers server") or (
             line.startswith("smithers up") and "--serve" in line
         )
         if serves and "--port" not in line:
-            command, hash_, comment = line.partition(" #")
-            line = f"{command} --port {self.port()}{hash_}{comment}"
+            line = f"{line} --port {self.port()}"
         if self.run_id is not None:
             line = line.replace("RUN_ID", self.run_id)
         return line
@@ -248,7 +262,7 @@ class Session:
 def run_shell(block: Block, tmp: Path) -> list[str]:
     session = Session(reader_folder(tmp), reader_env(tmp), [], [])
     try:
-        for line in shell_lines(block.code):
+        for line in shell_lines(block.code, block.lang):
             session.run(line)
     except BaseException:
         for _, proc, _ in session.background:
