@@ -199,9 +199,19 @@ async def _refuse(websocket: WebSocket) -> None:
         await websocket.close(1013, "too many pending sockets")
 
 
+def _credentialed(ctx: GatewayContext, websocket: WebSocket) -> bool:
+    """Whether the upgrade itself carries valid credentials: anonymous sockets holding
+    the pending slots do not lock out a caller who has them."""
+    try:
+        ctx.authenticate(websocket.headers)
+    except SmithersError:
+        return False
+    return not ctx.is_open
+
+
 def websocket_routes(ctx: GatewayContext, table: MethodTable, sockets: Sockets) -> list[Any]:
     async def endpoint(websocket: WebSocket) -> None:
-        if sockets.unauthenticated >= MAX_UNAUTHENTICATED:
+        if sockets.unauthenticated >= MAX_UNAUTHENTICATED and not _credentialed(ctx, websocket):
             await _refuse(websocket)
             return
         sockets.unauthenticated += 1

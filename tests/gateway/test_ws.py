@@ -5,10 +5,11 @@ limit, ticks."""
 from __future__ import annotations
 
 import json
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .conftest import TERMINAL, serve_gateway
 from .sockets import connected, open_socket
@@ -156,3 +157,19 @@ async def test_runs_over_the_socket(tmp_path: Path) -> None:
             if (await socket.call("getRun", runId=run_id))["status"] in TERMINAL:
                 break
         assert (await socket.call("getRun", runId=run_id))["status"] == "finished"
+
+
+async def test_pending_sockets_are_capped_without_locking_callers_out(tmp_path: Path) -> None:
+    async with serve_gateway(tmp_path) as gw, AsyncExitStack() as stack:
+        for _ in range(64):
+            await stack.enter_async_context(open_socket(gw.url))
+        with pytest.raises(InvalidStatus) as refused:
+            await stack.enter_async_context(open_socket(gw.url))
+        assert refused.value.response.status_code == 503
+        # an upgrade with valid credentials still gets in
+        headers = {"authorization": "Bearer alice-token"}
+        async with open_socket(gw.url, additional_headers=headers) as socket:
+            assert (await socket.connect(token=None))["ok"] is True
+        await stack.aclose()
+        async with connected(gw.url) as socket:
+            assert (await socket.call("health"))["protocol"] == 1
