@@ -179,7 +179,7 @@ class Gateway:
         unless `insecure`. WebSockets are served by the `websockets` library through
         uvicorn's sans-I/O protocol (its legacy one is deprecated)."""
         check_bind(host, None if self.authenticator.mode == "open" else "auth", insecure)
-        return uvicorn_config(
+        config = uvicorn_config(
             self.app,
             host=host,
             port=port,
@@ -188,6 +188,10 @@ class Gateway:
             ws="websockets-sansio",
             ws_max_size=self.max_payload,
         )
+        # Pings every heartbeat; a socket that does not answer within two is dropped.
+        config.ws_ping_interval = self.heartbeat_ms / 1000
+        config.ws_ping_timeout = 2 * self.heartbeat_ms / 1000
+        return config
 
     async def listen(
         self,
