@@ -269,3 +269,10 @@ __all__ = [
     "run_state",
     "run_view",
 ]
+
+
+def last_seq(store: Store, run_id: str) -> int:
+    """The seq of the run's last stored event (-1 for none)."""
+    with store.read() as conn:
+        run = runs_q.get_run(conn, run_id)
+    return -1 if run is None else run.last_seq

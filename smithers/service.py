@@ -315,6 +315,10 @@ class RunService:
         run_id = at.run_id
         return await at.store.run(queries.run_outputs, at.store, run_id)
 
+    async def last_seq(self, run: str | Located) -> int:
+        """The seq of the run's last stored event."""
+        return await self._read(run, queries.last_seq)
+
     def events(
         self, at: Located, after_seq: int = -1, *, idle: float | None = None
     ) -> AsyncIterator[Event | None]:

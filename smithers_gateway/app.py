@@ -20,6 +20,8 @@ from .context import GatewayContext
 from .frames import API_VERSION
 from .http import routes
 from .rpc import MethodTable
+from .sockets import Sockets
+from .ws import websocket_routes
 
 logger = logging.getLogger("smithers.gateway")
 
@@ -66,6 +68,7 @@ def build(
     ctx: GatewayContext,
     table: MethodTable,
     host: RunHost,
+    sockets: Sockets,
     *,
     metrics_auth: bool,
     drain_timeout_s: float,
@@ -81,7 +84,7 @@ def build(
                     await drain(host, ctx, kill_runs=kill_runs(), timeout_s=drain_timeout_s)
 
     app = build_app(
-        routes(ctx, table, metrics_auth=metrics_auth),
+        [*routes(ctx, table, metrics_auth=metrics_auth), *websocket_routes(ctx, table, sockets)],
         token=None,
         insecure=False,
         metrics=ctx.metrics,  # its /metrics comes after ours, when we have one

@@ -29,6 +29,7 @@ from .context import GatewayContext
 from .metrics import GatewayMetrics
 from .rpc import MethodTable
 from .server import GatewayServer, serve
+from .sockets import Sockets, SocketSettings
 
 Db = str | Engine | Store
 
@@ -61,6 +62,7 @@ class Gateway:
         drain_timeout_ms: int = 10_000,
         allow_network: bool = False,
         poll_interval: float = 1.0,
+        auth_deadline_ms: int = 10_000,
     ) -> None:
         self.authenticator = authenticator(auth)  # a bad setting fails here, not per request
         self.heartbeat_ms = _positive("heartbeat_ms", heartbeat_ms)
@@ -71,6 +73,7 @@ class Gateway:
         self.headers_timeout = _positive("headers_timeout", headers_timeout)
         self.request_timeout = _positive("request_timeout", request_timeout)
         self.drain_timeout_ms = _positive("drain_timeout_ms", drain_timeout_ms)
+        self.auth_deadline_ms = _positive("auth_deadline_ms", auth_deadline_ms)
         self.workspace_root = Path(workspace_root).resolve()
         self.ui, self.operator_ui = ui, operator_ui  # served by the console, a later step
         self.metrics_auth = metrics_auth
@@ -150,6 +153,14 @@ class Gateway:
                 self._context,
                 self.methods,
                 self._host,
+                Sockets(
+                    SocketSettings(
+                        heartbeat_ms=self.heartbeat_ms,
+                        max_connections=self.max_connections,
+                        max_payload=self.max_payload,
+                        auth_deadline_ms=self.auth_deadline_ms,
+                    )
+                ),
                 metrics_auth=self.metrics_auth,
                 drain_timeout_s=self.drain_timeout_ms / 1000,
                 kill_runs=lambda: self._kill_runs,
@@ -168,7 +179,7 @@ class Gateway:
         unless `insecure`. WebSockets are served by the `websockets` library through
         uvicorn's sans-I/O protocol (its legacy one is deprecated)."""
         check_bind(host, None if self.authenticator.mode == "open" else "auth", insecure)
-        return uvicorn_config(
+        config = uvicorn_config(
             self.app,
             host=host,
             port=port,
@@ -177,6 +188,10 @@ class Gateway:
             ws="websockets-sansio",
             ws_max_size=self.max_payload,
         )
+        # Pings every heartbeat; a socket that does not answer within two is dropped.
+        config.ws_ping_interval = self.heartbeat_ms / 1000
+        config.ws_ping_timeout = 2 * self.heartbeat_ms / 1000
+        return config
 
     async def listen(
         self,

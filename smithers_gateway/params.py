@@ -99,3 +99,26 @@ class GetAttempt(NodeParams):
 
 class NoParams(Body):
     pass
+
+
+class StreamRunEvents(Body):
+    runId: RunId
+    afterSeq: Annotated[int, Field(ge=-1, le=INT64_MAX)] | None = None
+
+
+class ClientInfo(Body):
+    id: Text | None = None
+    version: Text | None = None
+    platform: Text | None = None
+
+
+class ConnectAuth(Body):
+    token: Annotated[Text, Field(max_length=8192)] | None = None
+
+
+class Connect(Body):
+    minProtocol: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    maxProtocol: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    client: ClientInfo | None = None
+    auth: ConnectAuth | None = None
+    subscribe: Annotated[list[RunId], Field(max_length=256)] | None = None

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from smithers_gateway import Gateway
 
@@ -74,3 +75,37 @@ async def test_an_open_gateway_mounted_answers_in_process_clients(tmp_path: Path
         transport = httpx.ASGITransport(app=api)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             assert len(await Rpc(client, prefix="/gateway")("listWorkflows")) == 5
+
+
+def test_mounted_in_fastapi_over_a_websocket_through_test_client(tmp_path: Path) -> None:
+    gateway = register_all(
+        Gateway(auth=TOKEN_AUTH, db=f"sqlite:///{tmp_path / 'gw.db'}", workspace_root=tmp_path)
+    )
+    with TestClient(host_app(gateway)) as client, client.websocket_connect("/gateway/") as ws:
+        assert ws.receive_json()["event"] == "connect.challenge"
+        ws.send_json(
+            {
+                "type": "req",
+                "id": "1",
+                "method": "connect",
+                "params": {"minProtocol": 1, "maxProtocol": 1, "auth": {"token": "op-token"}},
+            }
+        )
+        hello = ws.receive_json()
+        assert hello["id"] == "1" and hello["ok"] is True
+        assert hello["payload"]["auth"]["userId"] == "ops"
+        launch = {"workflow": "hello", "input": {"name": "socket"}}
+        ws.send_json({"type": "req", "id": "2", "method": "launchRun", "params": launch})
+        run_id = ws.receive_json()["payload"]["runId"]
+        params = {"runId": run_id, "afterSeq": -1}
+        ws.send_json({"type": "req", "id": "3", "method": "streamRunEvents", "params": params})
+        assert ws.receive_json()["payload"]["runId"] == run_id
+        seqs: list[int] = []
+        while True:
+            frame = ws.receive_json()
+            if frame.get("event") != "run.event":
+                continue
+            seqs.append(frame["payload"]["seq"])
+            if frame["payload"]["event"] == "run.completed":
+                break
+        assert seqs == list(range(len(seqs)))
