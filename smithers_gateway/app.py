@@ -50,7 +50,7 @@ class ApiVersionHeader:
 async def drain(host: RunHost, ctx: GatewayContext, *, kill_runs: bool, timeout_s: float) -> None:
     """Ask every run this process drives to park as `paused` (its in-flight tasks finish
     first, within `timeout_s`), or cancel them all when `kill_runs`. A run still busy at
-    the deadline is released unowned, for the next process to adopt."""
+    the deadline parks as `paused` all the same: its cut-short task runs again on resume."""
     live = [
         (store, run_id) for store in host.stores() for run_id in host.runtime(store).live_run_ids()
     ]

@@ -48,14 +48,18 @@ async def test_close_with_kill_runs_cancels_them(tmp_path: Path) -> None:
         assert status(gw, run_id) == "cancelled"
 
 
-async def test_a_run_not_parked_in_time_is_adopted_by_the_next_gateway(tmp_path: Path) -> None:
+async def test_a_run_not_parked_in_time_is_paused_and_resumed_by_the_next_gateway(
+    tmp_path: Path,
+) -> None:
     async with serve_gateway(tmp_path, drain_timeout_ms=1) as gw, gw.client() as client:
         rpc = Rpc(client)
         run_id: str = (await rpc("launchRun", workflow="slow", input={"seconds": 1.0}))["runId"]
         await rpc.wait_status(run_id, "running")
-        await gw.gateway.close()  # the task is still running at the deadline: released
-        assert status(gw, run_id) == "running"
+        await gw.gateway.close()  # the task is still running at the deadline: cut short
+        assert status(gw, run_id) == "paused"  # the pause outlives the process
     # The next gateway with the same registrations finds the workflow by the run's key.
     async with serve_gateway(tmp_path) as gw, gw.client() as client:
-        view = await Rpc(client).wait_status(run_id, ("finished", "failed"))
+        rpc = Rpc(client)
+        await rpc("resumeRun", runId=run_id)
+        view = await rpc.wait_status(run_id, ("finished", "failed"))
         assert view["status"] == "finished" and view["workflowKey"] == "slow"
