@@ -126,7 +126,7 @@ def start_run_call(
 
 def list_runs_call(limit: int | None, status: str | None, workflow: str | None) -> Call[list[Json]]:
     params = present(limit=limit, status=status, workflow=workflow)
-    return Call("GET", "/v1/runs", items_of("runs"), params=params)
+    return Call("GET", "/v1/runs", items_of(None), params=params)
 
 
 def decide_call(

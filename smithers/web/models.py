@@ -162,10 +162,6 @@ class RunListItem(Answer):
     runState: RunState
 
 
-class RunList(Answer):
-    runs: list[RunListItem]
-
-
 class Approval(Answer):
     runId: str
     nodeId: str
