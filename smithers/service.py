@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from . import commands, decisions, queries, signals, timetravel
 from .definition import SmithersWorkflow
 from .errors import SmithersError, run_not_found
 from .events import Event
+from .finders import HostRuns, Located, OneRun, Runs, StoreRuns
 from .host import RunHost
 from .metrics import Metrics
 from .principal import Principal
@@ -27,99 +27,7 @@ from .runtime import Runtime
 from .store.base import Store
 from .subscriptions import subscribe
 
-__all__ = ["Located", "OneRun", "RunService", "StoreRuns"]
-
-
-@dataclass(frozen=True)
-class Located:
-    """Where a run lives: its store, and the runtime of this process on that store."""
-
-    run_id: str
-    store: Store
-    runtime: Runtime | None
-
-
-class Runs(Protocol):
-    """How a service finds runs: every run of a host, or the one run of a serve app."""
-
-    async def locate(self, run_id: str) -> Located | None: ...
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None: ...
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        """The run's view, read in one pass (the hot path of `GET /v1/runs/{id}`)."""
-        ...
-
-    def stores(self) -> list[Store]: ...
-
-
-class HostRuns:
-    """The runs of a `RunHost`: any of its databases."""
-
-    def __init__(self, host: RunHost) -> None:
-        self.host = host
-
-    async def locate(self, run_id: str) -> Located | None:
-        self.host.require_running()
-        store = await self.host.call(self.host.locate, run_id)
-        return None if store is None else Located(run_id, store, self.host.runtime(store))
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
-        run = await located.store.run(queries.get_run, located.store, located.run_id)
-        return None if run is None else await self.host.workflow_of(run)
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        self.host.require_running()
-        return await self.host.call(self.host.view, run_id)
-
-    def stores(self) -> list[Store]:
-        return self.host.stores()
-
-
-class StoreRuns:
-    """Every run of one database, driven by no runtime here (the CLI's `--db` commands).
-    Signal payloads are checked when consumed: no workflow is loaded here."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def locate(self, run_id: str) -> Located | None:
-        run = await self.store.run(queries.get_run, self.store, run_id)
-        return None if run is None else Located(run_id, self.store, None)
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
-        return None
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        return await self.store.run(queries.run_view, self.store, run_id)
-
-    def stores(self) -> list[Store]:
-        return [self.store]
-
-
-class OneRun:
-    """The one run of a serve app, driven by `runtime` (when given) in this process."""
-
-    def __init__(
-        self, store: Store, run_id: str, workflow: SmithersWorkflow, runtime: Runtime | None
-    ) -> None:
-        self.located = Located(run_id, store, runtime)
-        self.workflow = workflow
-
-    async def locate(self, run_id: str) -> Located | None:
-        return self.located if run_id == self.located.run_id else None
-
-    async def workflow_of(self, located: Located) -> SmithersWorkflow | None:
-        return self.workflow
-
-    async def view(self, run_id: str) -> dict[str, Any] | None:
-        if run_id != self.located.run_id:
-            return None
-        store = self.located.store
-        return await store.run(queries.run_view, store, run_id)
-
-    def stores(self) -> list[Store]:
-        return [self.located.store]
+__all__ = ["Located", "OneRun", "RunService", "Runs", "StoreRuns"]
 
 
 class RunService:
@@ -225,11 +133,10 @@ class RunService:
         """Approve or deny; the approval's `allowed_users` / `allowed_scopes` hold when the
         caller is known (`principal`)."""
         at = await self._at(run)
-        run_id = at.run_id
-        return await at.store.run(
+        decided = await at.store.run(
             decisions.decide,
             at.store,
-            run_id,
+            at.run_id,
             node_id,
             approved=approved,
             iteration=iteration,
@@ -238,6 +145,8 @@ class RunService:
             decision=decision,
             caller=principal,
         )
+        await self.runs.released(at)
+        return decided
 
     async def signal(
         self,
@@ -252,9 +161,11 @@ class RunService:
         consume it (the run's workflow is found as a resume would find it)."""
         at = await self._at(run)
         workflow = await self.runs.workflow_of(at)
-        return await signals.signal(
+        sent = await signals.signal(
             at.store, at.run_id, name, data, correlation_id, received_by, workflow=workflow
         )
+        await self.runs.released(at)
+        return sent
 
     async def rewind(self, run: str | Located, frame_no: int, *, caller: str | None = None) -> int:
         at = await self._at(run)
