@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="a browser origin (scheme://host[:port]) allowed besides the server's own; repeatable",
     )
+    server.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (scheme://host[:port]) granted CORS (preflights, the token "
+        "header); repeatable",
+    )
     server.add_argument("--allow-network", action="store_true", help="let bash reach the network")
     server.add_argument("--max-body-bytes", type=int, default=1_048_576)
     server.add_argument("--headers-timeout", type=int, default=30_000, help="ms")
@@ -135,6 +143,7 @@ def _server(args: argparse.Namespace) -> int:
         max_streams=args.max_streams,
         max_streams_per_run=args.max_streams_per_run,
         allowed_origins=args.allowed_origin,
+        cors_origins=args.cors_origin,
     )
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host

@@ -42,13 +42,16 @@ def create_app(
     allowed_origins: Iterable[str] = (),
     max_streams: int = 1000,
     max_streams_per_run: int = 100,
+    cors_origins: Iterable[str] = (),
 ) -> Starlette:
     """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
 
     Without a token (argument or `token_env`), requests must carry a loopback Host (a
     DNS-rebinding guard) unless `insecure=True`, and an Origin, when present, must be the
     server's own or one of `allowed_origins` (`scheme://host[:port]`); with a token, a
-    non-empty `allowed_origins` still refuses any other Origin. At most `max_streams` SSE
+    non-empty `allowed_origins` still refuses any other Origin. `cors_origins` are
+    allowed too, and get CORS answers (preflights, `Access-Control-Allow-Origin`), so a
+    page there may call the API with the token header. At most `max_streams` SSE
     streams are open at once, `max_streams_per_run` on one run; past either, 429
     `TOO_MANY_STREAMS`. A workflow import taking longer than `load_timeout` ms is refused.
     """
@@ -99,6 +102,7 @@ def create_app(
         metrics=app_metrics,
         lifespan=lifespan,
         allowed_origins=allowed_origins,
+        cors_origins=cors_origins,
     )
     app.state.smithers = ctx
     return app
