@@ -186,6 +186,11 @@ class RunService:
             raise run_not_found(run_id, not_found)
         return found
 
+    async def workflows(self) -> list[dict[str, Any]]:
+        """`[{"path", "name", "inputSchema"}]` of the workflows under the root; one that
+        cannot be loaded has `name: null` and an `error` (`smithers.catalog`)."""
+        return await self._host().workflows()
+
     def require_run_list(self) -> Store:
         """The database runs and approvals are listed from: the server's own
         (DB_NOT_CONFIGURED without one), or the one database of a store service."""

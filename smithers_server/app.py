@@ -21,7 +21,7 @@ from smithers.web.openapi import openapi_endpoint
 from smithers.web.run_endpoints import Limits
 from smithers.web.sse import StreamSlots
 
-from . import decisions, runs
+from . import decisions, runs, workflows
 from .context import ServerContext
 
 
@@ -89,6 +89,7 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         *runs.routes(ctx),
         *decisions.routes(ctx),
+        *workflows.routes(ctx),
         Route(
             "/openapi.json",
             openapi_endpoint("smithers-asgi server", "0.1.0"),

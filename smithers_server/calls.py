@@ -164,5 +164,9 @@ def outputs_call(run_id: str, node_id: str | None) -> Call[list[Json]]:
     return Call("GET", run_path(run_id, "outputs"), items_of(None), params=params)
 
 
+def workflows_call() -> Call[list[Json]]:
+    return Call("GET", "/v1/workflows", items_of(None))
+
+
 def simple_call(method: str, path: str, body: Json | None = None) -> Call[Json]:
     return Call(method, path, as_object, body=body)

@@ -738,6 +738,8 @@ async def test_async_client_covers_every_method(asgi_client: AsyncSmithersClient
     assert events[-1]["type"] == "RunFinished"
     assert [r["runId"] for r in await c.list_runs(limit=1, status="finished")] == [hello]
     assert (await c.frames(hello, limit=1))[0]["runId"] == hello
+    listed = {w["path"]: w for w in await c.workflows()}
+    assert listed["chatty.py"] == {"path": "chatty.py", "name": "chatty", "inputSchema": None}
 
     gated = await c.start_run("approval.py")
     await await_for(c, gated, "waiting-approval")
