@@ -130,7 +130,7 @@ def _is_host_name(text: str) -> bool:
     return True
 
 
-def normalise_origins(origins: Iterable[str]) -> frozenset[str]:
+def normalise_origins(origins: Iterable[str], what: str = "allowed origin") -> frozenset[str]:
     """Configured origins in the form `parse_origin` gives (a trailing `/` is forgiven)."""
     found: set[str] = set()
     for origin in [origins] if isinstance(origins, str) else origins:
@@ -138,7 +138,7 @@ def normalise_origins(origins: Iterable[str]) -> frozenset[str]:
         if parsed is None:
             raise SmithersError(
                 "INVALID_REQUEST",
-                f"allowed origin {origin!r} is not scheme://host[:port] (http or https)",
+                f"{what} {origin!r} is not scheme://host[:port] (http or https)",
             )
         found.add(parsed)
     return frozenset(found)

@@ -1,13 +1,15 @@
-"""How a RunService finds runs: every run of a host, every run of one database (the CLI's
-`--db` commands), or the one run of a serve app."""
+"""How a `RunService` finds runs: every run of a host (`HostRuns`), of one database
+(`StoreRuns`), or the one run of a serve app (`OneRun`); and who drives a run that a
+decision or signal released."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from . import queries
+from . import lifecycle, queries
 from .definition import SmithersWorkflow
+from .errors import SmithersError
 from .host import RunHost
 from .runtime import Runtime
 from .store.base import Store
@@ -37,6 +39,11 @@ class Runs(Protocol):
 
     def stores(self) -> list[Store]: ...
 
+    async def released(self, located: Located) -> None:
+        """A decision or signal may have set the run going again: drive it, when this
+        surface is the one to (a host's runtimes adopt such runs by themselves)."""
+        ...
+
 
 class HostRuns:
     """The runs of a `RunHost`: any of its databases."""
@@ -60,6 +67,9 @@ class HostRuns:
     def stores(self) -> list[Store]:
         return self.host.stores()
 
+    async def released(self, located: Located) -> None:
+        return None
+
 
 class StoreRuns:
     """Every run of one database, driven by no runtime here (the CLI's `--db` commands).
@@ -80,6 +90,9 @@ class StoreRuns:
 
     def stores(self) -> list[Store]:
         return [self.store]
+
+    async def released(self, located: Located) -> None:
+        return None  # no runtime here: whichever process can load the workflow adopts it
 
 
 class OneRun:
@@ -105,3 +118,19 @@ class OneRun:
 
     def stores(self) -> list[Store]:
         return [self.located.store]
+
+    async def released(self, located: Located) -> None:
+        """The app knows its workflow: its runtime drives the run on, whether or not that
+        runtime was given a `resolve=` to adopt runs by itself. Another process that
+        claims it first, or a run that parked or ended meanwhile, is left as it is."""
+        runtime, run_id, store = located.runtime, located.run_id, located.store
+        if runtime is None or runtime.is_live(run_id):
+            return
+        run = await store.run(queries.get_run, store, run_id)
+        if run is None or run.status != "running" or lifecycle.is_live(run, runtime.now()):
+            return
+        try:
+            await runtime.resume(run_id, self.workflow, adopt=True)
+        except SmithersError as exc:
+            if exc.code not in ("RUN_IN_PROGRESS", "RUN_NOT_ACTIVE"):
+                raise

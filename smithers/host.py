@@ -22,6 +22,7 @@ import anyio.lowlevel
 from sqlalchemy.engine import Engine
 
 from . import lifecycle, queries
+from .catalog import Catalog
 from .definition import SmithersWorkflow
 from .engine import in_thread
 from .errors import SmithersError, run_not_active, run_not_found
@@ -76,6 +77,7 @@ class RunHost:
         self._runtimes: dict[str, Runtime] = {}
         self._located: OrderedDict[str, Store] = OrderedDict()
         self._unloadable: set[str] = set()
+        self._catalog = Catalog(self.root_dir, load_timeout_s)
         self._tg: anyio.abc.TaskGroup | None = None
         self._stop = anyio.Event()
         self._lock = anyio.Lock()
@@ -105,6 +107,7 @@ class RunHost:
         self._lock = anyio.Lock()
         self._stores, self._runtimes = {}, {}
         self._located.clear()
+        self._catalog = Catalog(self.root_dir, self.load_timeout_s)
         self.server_store = None
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -186,6 +189,12 @@ class RunHost:
                 {"workflow": key, "reason": "not registered"},
             )
         return entry.workflow
+
+    async def workflows(self) -> list[dict[str, Any]]:
+        """The workflows under the root, each loaded within `load_timeout_s` (`catalog`)."""
+        self.require_running()
+        assert self._tg is not None
+        return await self._catalog.listing(self._tg)
 
     async def workflow_of(self, run: RunRecord) -> SmithersWorkflow | None:
         """The workflow a resume of `run` loads: a registered run's by its key (None when

@@ -151,12 +151,19 @@ def release_parked(tx: Tx, run: RunRecord) -> None:
 
 
 def claim_for_resume(
-    store: Store, run_id: str, owner_id: str, workflow_hash: str | None = None
+    store: Store,
+    run_id: str,
+    owner_id: str,
+    workflow_hash: str | None = None,
+    *,
+    adopt: bool = False,
 ) -> RunRecord:
-    """Take ownership of a run to continue it; `RUN_IN_PROGRESS` when someone drives it."""
+    """Take ownership of a run to continue it; `RUN_IN_PROGRESS` when someone drives it.
+    `adopt`: only a `running` run (released by a decision or signal, or stale), never one
+    that has parked or ended since the caller looked (RUN_NOT_ACTIVE)."""
     with store.write() as tx:
         run = locked_run(tx, run_id)
-        if run.status in ("finished", "cancelled"):
+        if run.status in ("finished", "cancelled") or (adopt and run.status != "running"):
             raise run_not_active(run_id, run.status)
         if is_live(run, tx.now, owner_id):
             raise SmithersError("RUN_IN_PROGRESS", f"run {run_id!r} is running", {"runId": run_id})

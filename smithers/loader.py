@@ -34,6 +34,8 @@ from .errors import SmithersError
 logger = logging.getLogger("smithers.loader")
 
 DEFAULT_LOAD_TIMEOUT_S = 30.0
+# The `details.reason` of a module that loads but defines no workflow (a helper module).
+NO_WORKFLOW = "no workflow defined (a module attribute `workflow` built with create_smithers)"
 
 _cache: dict[tuple[str, str], SmithersWorkflow] = {}
 _file_locks: dict[str, threading.Lock] = {}
@@ -110,9 +112,7 @@ def _find_workflow(module: object, shown: str) -> SmithersWorkflow:
     if len(found) == 1:
         return found[0]
     reason = (
-        "no workflow defined (a module attribute `workflow` built with create_smithers)"
-        if not found
-        else "several workflows defined; name the one to run `workflow`"
+        NO_WORKFLOW if not found else "several workflows defined; name the one to run `workflow`"
     )
     raise _fail(shown, reason)
 
@@ -160,12 +160,14 @@ async def load_workflow_async(
     root_dir: str | os.PathLike[str] | None = None,
     *,
     timeout_s: float | None = DEFAULT_LOAD_TIMEOUT_S,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> SmithersWorkflow:
     """`load_workflow` in a worker thread, refused after `timeout_s` (the import goes on in
-    its thread, and a later load of the same bytes finds it cached once it finishes)."""
+    its thread, and a later load of the same bytes finds it cached once it finishes).
+    The threads are the loader's own pool, or `limiter`'s."""
     with anyio.move_on_after(timeout_s) as scope:
         return await anyio.to_thread.run_sync(
-            load_workflow, path, root_dir, abandon_on_cancel=True, limiter=_load_threads
+            load_workflow, path, root_dir, abandon_on_cancel=True, limiter=limiter or _load_threads
         )
     assert scope.cancelled_caught
     raise _fail(

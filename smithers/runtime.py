@@ -189,8 +189,9 @@ class Runtime:
             idempotency=idempotency,
         )
 
-    async def resume(self, run_id: str, workflow: SmithersWorkflow) -> None:
-        """Claim a run (parked, paused, failed, stale or unowned) and drive it."""
+    async def resume(self, run_id: str, workflow: SmithersWorkflow, *, adopt: bool = False) -> None:
+        """Claim a run (parked, paused, failed, stale or unowned) and drive it; with
+        `adopt`, only a `running` one nobody drives (`lifecycle.claim_for_resume`)."""
         # An adoption pass and an explicit resume may claim the same run at once: the
         # second waits for the first rather than find the run owned (by us) and refuse.
         while (claiming := self._claims.get(run_id)) is not None:
@@ -199,8 +200,9 @@ class Runtime:
             return
         self._claims[run_id] = claimed = anyio.Event()
         try:
+            claim = lifecycle.claim_for_resume
             await self.store.run(
-                lifecycle.claim_for_resume, self.store, run_id, self.owner_id, workflow.content_hash
+                claim, self.store, run_id, self.owner_id, workflow.content_hash, adopt=adopt
             )
             self._spawn(workflow, run_id)
         finally:

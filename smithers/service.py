@@ -28,7 +28,7 @@ from .runtime import Runtime
 from .store.base import Store
 from .subscriptions import subscribe
 
-__all__ = ["Located", "OneRun", "RunService", "StoreRuns"]
+__all__ = ["Located", "OneRun", "RunService", "Runs", "StoreRuns"]
 
 T = TypeVar("T")
 
@@ -159,11 +159,10 @@ class RunService:
         """Approve or deny; the approval's `allowed_users` / `allowed_scopes` hold when the
         caller is known (`principal`)."""
         at = await self._at(run)
-        run_id = at.run_id
-        return await at.store.run(
+        decided = await at.store.run(
             decisions.decide,
             at.store,
-            run_id,
+            at.run_id,
             node_id,
             approved=approved,
             iteration=iteration,
@@ -172,6 +171,8 @@ class RunService:
             decision=decision,
             caller=principal,
         )
+        await self.runs.released(at)
+        return decided
 
     async def decide_all(
         self, wanted: list[decisions.Wanted], *, principal: Principal | None = None
@@ -202,9 +203,11 @@ class RunService:
         consume it (the run's workflow is found as a resume would find it)."""
         at = await self._at(run)
         workflow = await self.runs.workflow_of(at)
-        return await signals.signal(
+        sent = await signals.signal(
             at.store, at.run_id, name, data, correlation_id, received_by, workflow=workflow
         )
+        await self.runs.released(at)
+        return sent
 
     async def rewind(self, run: str | Located, frame_no: int, *, caller: str | None = None) -> int:
         at = await self._at(run)
@@ -224,6 +227,11 @@ class RunService:
         if found is None:
             raise run_not_found(run_id, not_found)
         return found
+
+    async def workflows(self) -> list[dict[str, Any]]:
+        """`[{"path", "name", "inputSchema"}]` of the workflows under the root; one that
+        cannot be loaded has `name: null` and an `error` (`smithers.catalog`)."""
+        return await self._host().workflows()
 
     def require_run_list(self) -> Store:
         """The database runs and approvals are listed from: the server's own

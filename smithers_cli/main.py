@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="a browser origin (scheme://host[:port]) allowed besides the server's own; repeatable",
     )
+    server.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin (scheme://host[:port]) granted CORS (preflights, the token "
+        "header); repeatable",
+    )
     server.add_argument("--allow-network", action="store_true", help="let bash reach the network")
     server.add_argument("--max-body-bytes", type=int, default=1_048_576)
     server.add_argument("--headers-timeout", type=int, default=30_000, help="ms")
@@ -157,6 +165,7 @@ def _server(args: argparse.Namespace) -> int:
         max_streams=args.max_streams,
         max_streams_per_run=args.max_streams_per_run,
         allowed_origins=args.allowed_origin,
+        cors_origins=args.cors_origin,
     )
     _log_runs_at(args.log_level)
     # Listen before saying so: a port in use is one line, with no banner before it.

@@ -52,11 +52,13 @@ def create_serve_app(
     token_env: str = "SMITHERS_API_KEY",
     allowed_origins: Iterable[str] = (),
     max_streams: int = 100,
+    cors_origins: Iterable[str] = (),
 ) -> Starlette:
     """The single-run app. `cancel` is set (an Event) or called after `POST /cancel`;
-    `runtime` is the one driving the run, so SSE is pushed without polling.
-    `allowed_origins` as for `smithers_server.create_app`. At most `max_streams` SSE
-    streams are open at once; past that, 429 `TOO_MANY_STREAMS`."""
+    `runtime` is the one driving the run, so SSE is pushed without polling, and a
+    decision or signal made here that sets the run going again is driven on by it.
+    `allowed_origins` and `cors_origins` as for `smithers_server.create_app`. At most
+    `max_streams` SSE streams are open at once; past that, 429 `TOO_MANY_STREAMS`."""
     token = configured_token(auth_token, token_env)
     app_metrics = Metrics() if metrics else None
     limits = Limits(
@@ -114,6 +116,7 @@ def create_serve_app(
         lifespan=lifespan,
         allowed_origins=allowed_origins,
         streams=limits.streams,
+        cors_origins=cors_origins,
     )
     app.state.workflow = workflow
     return app

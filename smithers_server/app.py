@@ -22,7 +22,7 @@ from smithers.web.openapi import openapi_endpoint
 from smithers.web.run_endpoints import Limits
 from smithers.web.sse import StreamSlots
 
-from . import decisions, runs
+from . import decisions, runs, workflows
 from .context import ServerContext
 
 
@@ -43,6 +43,7 @@ def create_app(
     allowed_origins: Iterable[str] = (),
     max_streams: int = 1000,
     max_streams_per_run: int = 100,
+    cors_origins: Iterable[str] = (),
 ) -> Starlette:
     """The server app. Its lifespan starts the runtimes (heartbeats, adoption of stale runs).
 
@@ -53,7 +54,9 @@ def create_app(
     Without a token (argument or `token_env`), requests must carry a loopback Host (a
     DNS-rebinding guard) unless `insecure=True`, and an Origin, when present, must be the
     server's own or one of `allowed_origins` (`scheme://host[:port]`); with a token, a
-    non-empty `allowed_origins` still refuses any other Origin. At most `max_streams` SSE
+    non-empty `allowed_origins` still refuses any other Origin. `cors_origins` are
+    allowed too, and get CORS answers (preflights, `Access-Control-Allow-Origin`), so a
+    page there may call the API with the token header. At most `max_streams` SSE
     streams are open at once, `max_streams_per_run` on one run; past either, 429
     `TOO_MANY_STREAMS`. A workflow import taking longer than `load_timeout` ms is refused.
     """
@@ -91,6 +94,7 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         *runs.routes(ctx),
         *decisions.routes(ctx),
+        *workflows.routes(ctx),
         Route(
             "/openapi.json",
             openapi_endpoint("smithers-asgi server", "0.1.0"),
@@ -105,6 +109,7 @@ def create_app(
         lifespan=lifespan,
         allowed_origins=allowed_origins,
         streams=ctx.limits.streams,
+        cors_origins=cors_origins,
     )
     app.state.smithers = ctx
     return app

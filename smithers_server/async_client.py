@@ -27,6 +27,7 @@ from .calls import (
     simple_call,
     start_run_call,
     unreachable,
+    workflows_call,
 )
 from .client_errors import SmithersAPIError
 from .follow import Follow
@@ -142,6 +143,11 @@ class AsyncSmithersClient:
     async def outputs(self, run_id: str, *, node_id: str | None = None) -> list[Json]:
         """What the run's tasks produced, in the order they finished."""
         return await self._send(outputs_call(run_id, node_id))
+
+    async def workflows(self) -> list[Json]:
+        """The workflows under the server's root: `[{"path", "name", "inputSchema"}]`; a
+        file that cannot be loaded has `name` None and an `error`."""
+        return await self._send(workflows_call())
 
     async def approvals(self) -> list[Json]:
         return await self._send(Call("GET", "/v1/approvals", items_of("approvals")))

@@ -126,7 +126,7 @@ def start_run_call(
 
 def list_runs_call(limit: int | None, status: str | None, workflow: str | None) -> Call[list[Json]]:
     params = present(limit=limit, status=status, workflow=workflow)
-    return Call("GET", "/v1/runs", items_of("runs"), params=params)
+    return Call("GET", "/v1/runs", items_of(None), params=params)
 
 
 def decide_call(
@@ -162,6 +162,10 @@ def frames_call(run_id: str, limit: int | None, after_frame_no: int | None) -> C
 def outputs_call(run_id: str, node_id: str | None) -> Call[list[Json]]:
     params = present(nodeId=node_id)
     return Call("GET", run_path(run_id, "outputs"), items_of(None), params=params)
+
+
+def workflows_call() -> Call[list[Json]]:
+    return Call("GET", "/v1/workflows", items_of(None))
 
 
 def simple_call(method: str, path: str, body: Json | None = None) -> Call[Json]:

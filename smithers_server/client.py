@@ -40,6 +40,7 @@ from .calls import (
     simple_call,
     start_run_call,
     unreachable,
+    workflows_call,
 )
 from .client_errors import SmithersAPIError, SmithersConnectionError
 from .follow import Follow
@@ -154,6 +155,11 @@ class SmithersClient:
     def outputs(self, run_id: str, *, node_id: str | None = None) -> list[Json]:
         """What the run's tasks produced, in the order they finished."""
         return self._send(outputs_call(run_id, node_id))
+
+    def workflows(self) -> list[Json]:
+        """The workflows under the server's root: `[{"path", "name", "inputSchema"}]`; a
+        file that cannot be loaded has `name` None and an `error`."""
+        return self._send(workflows_call())
 
     def approvals(self) -> list[Json]:
         return self._send(Call("GET", "/v1/approvals", items_of("approvals")))

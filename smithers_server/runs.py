@@ -17,7 +17,7 @@ from smithers.web.models import (
     ResumeRun,
     RunConfig,
     RunIdAnswer,
-    RunList,
+    RunListItem,
     RunView,
     StartRun,
 )
@@ -66,14 +66,14 @@ def routes(ctx: ServerContext) -> list[Route]:
         started = await service.start(path, input=run_input, run_id=run_id, config=config)
         return JSONResponse({"runId": started})
 
-    @operation("List runs, newest first", RunList, query=ListRunsQuery)
+    @operation("List runs, newest first", list[RunListItem], query=ListRunsQuery)
     async def list_runs(request: Request) -> Response:
         service.require_run_list()
         query = parse_query(ListRunsQuery, request.query_params)
         found = await service.list_runs(
             limit=query.limit, status=query.status, workflow=query.workflow
         )
-        return JSONResponse({"runs": found})
+        return JSONResponse(found)
 
     runs_collection = by_method({"GET": list_runs, "POST": start_run})
 

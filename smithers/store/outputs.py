@@ -136,6 +136,24 @@ def read_outputs(
     ]
 
 
+_LAST = 1 << 62
+
+
+def _finish_order(conn: Connection, run_id: str) -> dict[tuple[str, int], int]:
+    from .schema import events
+
+    order: dict[tuple[str, int], int] = {}
+    query = (
+        sa.select(events.c.seq, events.c.payload_json)
+        .where(events.c.run_id == run_id, events.c.type == "NodeFinished")
+        .order_by(events.c.seq)
+    )
+    for seq, payload in conn.execute(query):
+        event = json.loads(payload)
+        order[(event.get("nodeId"), int(event.get("iteration", 0)))] = int(seq)
+    return order
+
+
 def finished_outputs(
     conn: Connection, run_id: str, tables: dict[str, sa.Table], node_id: str | None = None
 ) -> list[tuple[str, int, str, int, dict[str, Any]]]:
@@ -156,7 +174,11 @@ def finished_outputs(
     if node_id is not None:
         query = query.where(nodes.c.node_id == node_id)
     rows: list[tuple[str, int, str, int, dict[str, Any]]] = []
-    for found_id, iteration, table_name, finished_at in conn.execute(query).all():
+    found = list(conn.execute(query).all())
+    # The durable order they finished in: the seq of each NodeFinished (a clock in ms ties).
+    finished_seq = _finish_order(conn, run_id) if len(found) > 1 else {}
+    found.sort(key=lambda r: finished_seq.get((r[0], r[1]), _LAST))
+    for found_id, iteration, table_name, finished_at in found:
         table = tables.get(table_name)
         if table is None:
             table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from ..auth import normalise_origins
 from ..errors import SmithersError
 from ..metrics import CONTENT_TYPE, Metrics
+from .cors import CORS
 from .guard import GuardMiddleware
 from .models import Ok
 from .openapi import operation
@@ -74,20 +76,23 @@ def build_app(
     allowed_origins: Iterable[str] = (),
     streams: StreamSlots | None = None,
     own_auth: bool = False,
+    cors_origins: Iterable[str] = (),
 ) -> Starlette:
     """An app with the shared guard, error envelope everywhere, and `/metrics` when
     `metrics` is given. `streams` (the app's open event streams) are ended by our servers
     as they shut down (`smithers.web.serving.SmithersServer`).
 
     The guard refuses a non-loopback Host when open (no token) and not `insecure`, and a
-    request whose Origin is neither the server's own nor in `allowed_origins` when open,
-    or when `allowed_origins` is given (with a token, a browser cannot send it
-    cross-site: we answer no CORS preflight). With `own_auth` the app authenticates each
-    request itself (the Gateway's modes): the guard then checks only the request head."""
+    request whose Origin is neither the server's own nor in `allowed_origins` or
+    `cors_origins` when open, or when either is given (with a token, a browser sends it
+    cross-site only after a CORS preflight, which only `cors_origins` are granted). With
+    `own_auth` the app authenticates each request itself (the Gateway's modes): the guard
+    then checks only the request head."""
     routes = list(routes)
     if metrics is not None:
         routes.append(Route("/metrics", metrics_endpoint(metrics), methods=["GET"]))
-    origins = normalise_origins(allowed_origins)
+    cors = normalise_origins(cors_origins, "CORS origin")
+    origins = normalise_origins(allowed_origins) | cors
     guard = Middleware(
         GuardMiddleware,
         token=token,
@@ -95,10 +100,11 @@ def build_app(
         origin_guard=(token is None or bool(origins)) and not own_auth,
         allowed_origins=origins,
         metrics=metrics,
+        cors=partial(CORS, origins=cors) if cors else None,
     )
     app = Starlette(
         routes=routes,
-        middleware=[guard],
+        middleware=[guard, *([Middleware(CORS, origins=cors)] if cors else [])],
         exception_handlers={
             SmithersError: _smithers_error,
             HTTPException: _http_error,

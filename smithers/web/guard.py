@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -13,6 +14,7 @@ from ..auth import Authority, parse_authority, parse_origin, presented_token, to
 from ..errors import SmithersError
 from ..metrics import Metrics
 from ..tracing import span
+from .cors import is_preflight
 from .responses import error_response
 
 logger = logging.getLogger("smithers.web")
@@ -27,7 +29,11 @@ HEAD_REFUSALS = frozenset({"INVALID_REQUEST", "URI_TOO_LONG", "HEADERS_TOO_LARGE
 
 class GuardMiddleware:
     """Counts every request; refuses a malformed or oversized head, a foreign Host when
-    `host_guard`, a cross-origin request when `origin_guard`, and a missing token."""
+    `host_guard`, a cross-origin request when `origin_guard`, and a missing token.
+
+    With `cors` (the app's CORS middleware, wrapped around the app inside this one), a
+    preflight that passed the Origin check goes on without a token, and a refusal of a
+    listed origin carries the CORS headers, so the page can read why."""
 
     def __init__(
         self,
@@ -38,6 +44,7 @@ class GuardMiddleware:
         origin_guard: bool,
         allowed_origins: frozenset[str],
         metrics: Metrics | None,
+        cors: Callable[[ASGIApp], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.token = token
@@ -45,6 +52,7 @@ class GuardMiddleware:
         self.origin_guard = origin_guard
         self.allowed_origins = allowed_origins
         self.metrics = metrics
+        self.cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +73,9 @@ class GuardMiddleware:
                 if refusal is None:
                     await self.app(scope, receive, send_status)
                 else:
-                    response = error_response(refusal, self.refusal_headers(refusal))
+                    response: ASGIApp = error_response(refusal, self.refusal_headers(refusal))
+                    if self.cors is not None and not is_preflight(scope):
+                        response = self.cors(response)
                     await response(scope, receive, send_status)
         finally:
             if self.metrics is not None:
@@ -98,6 +108,8 @@ class GuardMiddleware:
             )
         if self.token is None or relative in OPEN_PATHS:
             return None
+        if self.cors is not None and is_preflight(scope):
+            return None  # the CORS middleware answers it; it carries no credentials
         if not token_matches(self.token, presented_token(headers)):
             return SmithersError("UNAUTHORIZED", "missing or invalid token")
         return None

@@ -166,10 +166,6 @@ class RunListItem(Answer):
     runState: RunState
 
 
-class RunList(Answer):
-    runs: list[RunListItem]
-
-
 class Approval(Answer):
     runId: str
     nodeId: str
@@ -207,6 +203,17 @@ class OutputItem(Answer):
     outputKey: str
     output: dict[str, Any]
     finishedAtMs: int
+
+
+class WorkflowItem(Answer):
+    path: str = Field(description="relative to the server's root")
+    name: str | None = Field(description="null when the file cannot be loaded")
+    inputSchema: dict[str, Any] | None = Field(
+        description="the JSON schema of the workflow's input model; null without one"
+    )
+    error: ErrorBody | None = Field(
+        None, description="why the file cannot be loaded (WORKFLOW_LOAD_FAILED)"
+    )
 
 
 class Decision(Answer):

@@ -21,11 +21,19 @@ pytestmark = pytest.mark.anyio
 
 @asynccontextmanager
 async def serving(
-    store: Store, example: str, input: dict[str, Any] | None = None, **options: Any
+    store: Store,
+    example: str,
+    input: dict[str, Any] | None = None,
+    *,
+    adopting: bool = True,
+    **options: Any,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str, Runtime]]:
+    """The app over a run of `example`; its runtime adopts runs by itself (`resolve=`)
+    unless not `adopting` (the serve app alone then sets a released run going again)."""
     wf = load_workflow(EXAMPLES / example)
     mine: set[str] = set()  # other tests' runs share the schema: adopt only ours
-    async with Runtime(store, resolve=lambda run: wf if run.run_id in mine else None) as rt:
+    resolve = (lambda run: wf if run.run_id in mine else None) if adopting else None
+    async with Runtime(store, resolve=resolve) as rt:
         run_id = await rt.start(wf, input=input or {})
         mine.add(run_id)
         app = create_serve_app(workflow=wf, store=store, run_id=run_id, runtime=rt, **options)
@@ -126,6 +134,36 @@ async def test_deny_a_waiting_task(store: Store) -> None:
         missing = await client.post("/approve/nope")
         assert missing.status_code == 409
         assert missing.json()["error"]["code"] in ("NODE_NOT_WAITING", "ALREADY_DECIDED")
+
+
+@pytest.mark.parametrize(
+    ("verb", "status"), [("approve", "finished"), ("deny", "failed")], ids=["approve", "deny"]
+)
+async def test_a_decision_resumes_the_run_of_a_runtime_without_resolve(
+    store: Store, verb: str, status: str
+) -> None:
+    async with serving(store, "approval.py", {"msg": "go"}, adopting=False) as (client, run_id, rt):
+        await rt.wait(run_id)
+        assert status_of(store, run_id) == "waiting-approval"
+        answer = await client.post(f"/{verb}/review", json={"decidedBy": "ann"})
+        assert answer.status_code == 200, answer.text
+        with anyio.fail_after(10):
+            assert (await rt.wait(run_id)).status == status
+        assert (await client.get("/")).json()["status"] == status
+
+
+async def test_a_signal_resumes_the_run_of_a_runtime_without_resolve(store: Store) -> None:
+    async with serving(store, "signal.py", adopting=False) as (client, run_id, rt):
+        await rt.wait(run_id)
+        assert status_of(store, run_id) == "waiting-event"
+        early = await client.post("/signals/other", json={"data": {}})
+        assert early.status_code == 200 and status_of(store, run_id) == "waiting-event"
+        answer = await client.post("/signals/payment", json={"data": {"amount": 7}})
+        assert answer.status_code == 200, answer.text
+        with anyio.fail_after(10):
+            done = await rt.wait(run_id)
+        assert done.status == "finished"
+        assert done.outputs["receipt"]["text"] == "paid 7"
 
 
 async def test_cancel_a_running_run_and_409_once_finished(store: Store) -> None:

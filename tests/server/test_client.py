@@ -685,9 +685,11 @@ def test_non_json_error_body_and_odd_answers() -> None:
 
 
 def test_requests_are_built_as_the_server_expects() -> None:
-    client, requests = scripted(
-        [lambda r: httpx.Response(200, json={"runId": "a/b", "runs": [], "approvals": []})]
-    )
+    def answer(request: httpx.Request) -> httpx.Response:
+        listing = request.method == "GET" and request.url.path == "/v1/runs"
+        return httpx.Response(200, json=[] if listing else {"runId": "a/b"})
+
+    client, requests = scripted([answer])
     with client:
         client.start_run("w.py", {"x": 1}, run_id="a/b", resume=True, max_concurrency=2)
         client.approve("a/b", "n 1", iteration=2, note="ok", decided_by="me", decision={"k": 1})
@@ -736,6 +738,8 @@ async def test_async_client_covers_every_method(asgi_client: AsyncSmithersClient
     assert events[-1]["type"] == "RunFinished"
     assert [r["runId"] for r in await c.list_runs(limit=1, status="finished")] == [hello]
     assert (await c.frames(hello, limit=1))[0]["runId"] == hello
+    listed = {w["path"]: w for w in await c.workflows()}
+    assert listed["chatty.py"] == {"path": "chatty.py", "name": "chatty", "inputSchema": None}
 
     gated = await c.start_run("approval.py")
     await await_for(c, gated, "waiting-approval")

@@ -273,12 +273,12 @@ def test_workflow_paths_on_the_wire_are_relative_to_the_root(
 ) -> None:
     nested = start_run(client, "sub/nested.py")
     wait_status(client, nested, "finished")
-    listed = client.get("/v1/runs", params={"limit": 1000}).json()["runs"]
+    listed = client.get("/v1/runs", params={"limit": 1000}).json()
     paths = {r["runId"]: r["workflowPath"] for r in listed}
     assert paths[nested] == "sub/nested.py"
     assert paths[runs["approval"]] == "approval.py"
     assert paths[runs["human"]] == "srv_human.py"
-    only = client.get("/v1/runs", params={"workflow": "sub/nested.py"}).json()["runs"]
+    only = client.get("/v1/runs", params={"workflow": "sub/nested.py"}).json()
     assert [r["runId"] for r in only] == [nested]
     # Nothing a client reads names the host's directories.
     texts = [json.dumps(listed), client.get("/v1/approvals").text]

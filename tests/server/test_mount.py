@@ -142,7 +142,7 @@ async def test_mounted_under_a_prefix(kind: str, root: Path, tmp_path: Path) -> 
         run_id = res.json()["runId"]
         view = await wait_status(c, "/smithers", run_id, TERMINAL)
         assert view["status"] == "finished" and view["workflowName"] == "hello"
-        listed = (await c.get("/smithers/v1/runs")).json()["runs"]
+        listed = (await c.get("/smithers/v1/runs")).json()
         assert run_id in [r["runId"] for r in listed]
 
         res = await c.get(f"/smithers/v1/runs/{run_id}/events")
@@ -213,7 +213,7 @@ async def test_mounted_with_token(kind: str, root: Path, tmp_path: Path) -> None
         )
         assert_error(await c.get("/smithers/openapi.json"), 401, "UNAUTHORIZED")
         res = await c.get("/smithers/v1/runs", headers={"authorization": f"Bearer {TOKEN}"})
-        assert res.status_code == 200 and res.json() == {"runs": []}
+        assert res.status_code == 200 and res.json() == []
         res = await c.get("/smithers/v1/runs", headers={"x-smithers-key": TOKEN})
         assert res.status_code == 200
 
@@ -234,8 +234,8 @@ async def test_two_apps_in_one_host_do_not_collide(root: Path, tmp_path: Path) -
         res = await c.post("/a/v1/runs", json={"workflowPath": "hello.py", "runId": "only-in-a"})
         assert res.status_code == 200
         await wait_status(c, "/a", "only-in-a", TERMINAL)
-        assert [r["runId"] for r in (await c.get("/a/v1/runs")).json()["runs"]] == ["only-in-a"]
-        assert (await c.get("/b/v1/runs")).json() == {"runs": []}
+        assert [r["runId"] for r in (await c.get("/a/v1/runs")).json()] == ["only-in-a"]
+        assert (await c.get("/b/v1/runs")).json() == []
         assert_error(await c.get("/b/v1/runs/only-in-a"), 404, "NOT_FOUND")
         # Each app counts its own requests.
         metrics_b = (await c.get("/b/metrics")).text

@@ -36,7 +36,9 @@ TOKEN = "openapi-token-0123456789"
 
 @pytest.fixture(scope="module")
 def srv(spawn: Callable[..., ServerProcess]) -> ServerProcess:
-    return spawn(token=TOKEN)
+    # Listing workflows waits up to the load timeout for srv_slow_import.py (blocked for
+    # a minute): keep that within the fuzzer's timeout of a case.
+    return spawn(token=TOKEN, args=("--load-timeout", "2000"))
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,12 @@ def test_the_document_is_valid_openapi_with_typed_answers(document: dict[str, An
     assert set(schemas["RunView"]["required"]) >= {"runId", "status", "summary", "runState"}
     listed = {p["name"] for p in document["paths"]["/v1/runs"]["get"]["parameters"]}
     assert listed == {"limit", "status", "workflow"}
+    runs = document["paths"]["/v1/runs"]["get"]["responses"]["200"]["content"]
+    assert runs["application/json"]["schema"]["type"] == "array"  # a bare array
+    workflows = document["paths"]["/v1/workflows"]["get"]["responses"]["200"]["content"]
+    items = workflows["application/json"]["schema"]
+    assert items["type"] == "array" and items["items"]["$ref"].endswith("/WorkflowItem")
+    assert set(schemas["WorkflowItem"]["required"]) == {"path", "name", "inputSchema"}
 
 
 @pytest.mark.anyio
