@@ -37,9 +37,10 @@ STATUS = {"RunFinished": "finished", "RunFailed": "failed", "RunCancelled": "can
 
 
 def broadcast_payload(event: Event) -> dict[str, Any]:
-    """The stored event (`type`, `runId`, `timestampMs`, its fields) with the durable
-    `seq`, plus `approved` on a decision and `status` on `run.completed`."""
-    payload = {**event.payload, "seq": event.seq}
+    """The stored event (`type`, `runId`, `timestampMs`, its fields) with its durable seq
+    as `eventSeq` (a signal's own `seq` is one of its fields), plus `approved` on a
+    decision and `status` on `run.completed`."""
+    payload = {**event.payload, "eventSeq": event.seq}
     if event.type in ("ApprovalGranted", "ApprovalDenied"):
         payload["approved"] = event.type == "ApprovalGranted"
     elif event.type in STATUS:

@@ -32,7 +32,7 @@ async def test_events_reach_every_socket_or_the_subscribed_ones(tmp_path: Path) 
         for socket in (everyone, only_a):
             done = await socket.event("run.completed", "run-a")
             assert done["type"] == "event" and done["apiVersion"] == "v1"
-            assert done["payload"]["status"] == "finished" and done["payload"]["seq"] > 0
+            assert done["payload"]["status"] == "finished" and done["payload"]["eventSeq"] > 0
             seen = [*socket.events, done]
             finished = named(seen, "node.finished", "run-a")
             assert {f["payload"]["nodeId"] for f in finished} == {"greet", "who"}
@@ -96,8 +96,9 @@ async def test_signals_are_broadcast(tmp_path: Path) -> None:
         run_id = (await socket.call("launchRun", workflow="payment"))["runId"]
         await socket.event("node.waiting_event", run_id)
         await socket.call("submitSignal", runId=run_id, signalName="paid", payload={"amount": 3})
-        received = await socket.event("signal.received", run_id)
-        assert received["payload"]["runId"] == run_id
+        received = (await socket.event("signal.received", run_id))["payload"]
+        assert received["signalName"] == "paid" and received["seq"] >= 0
+        assert received["eventSeq"] > 0
         await socket.event("run.completed", run_id)
 
 
