@@ -12,14 +12,14 @@ core below it knows no surface.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from functools import partial
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from . import commands, decisions, inspection, queries, signals, timetravel
 from .definition import SmithersWorkflow
 from .errors import SmithersError, run_not_found
 from .events import Event
+from .feed import feed
 from .finders import HostRuns, Located, OneRun, Runs, StoreRuns
 from .host import RunHost
 from .metrics import Metrics
@@ -343,53 +343,11 @@ class RunService:
 
     # -- metrics ---------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def feeding(
+    def feeding(
         self, metrics: Metrics, then: Callable[[Event], None] | None = None
-    ) -> AsyncIterator[None]:
+    ) -> AbstractAsyncContextManager[None]:
         """Feed `metrics` from the event log while the block runs: every store's events
         (stores that open later included); for one run, its log so far first, each event
         counted once. Serving many runs, each event also goes to the event window (when
         there is one) and then to `then`."""
-        tokens: list[tuple[Store, object]] = []
-        one = self.runs.located if isinstance(self.runs, OneRun) else None
-        counted = -1
-        held: list[Event] | None = [] if one is not None else None
-
-        def observe(store: Store, event: Event) -> None:
-            nonlocal counted
-            if one is None:
-                if self.window is not None and not self.window.add(store, event):
-                    return  # seen already
-                metrics.observe_event(event)
-                if then is not None:
-                    then(event)
-            elif event.run_id != one.run_id:
-                return
-            elif held is not None:
-                held.append(event)
-            elif event.seq > counted:
-                metrics.observe_event(event)
-                counted = event.seq
-
-        def watch(store: Store) -> None:
-            tokens.append((store, store.bus.add_listener(partial(observe, store))))
-
-        for store in self.runs.stores():
-            watch(store)
-        if self.host is not None:
-            self.host.on_open_store = watch
-        try:
-            if one is not None:
-                past = await one.store.run(queries.run_events, one.store, one.run_id)
-                for event in [*past, *(held or [])]:
-                    if event.seq > counted:
-                        metrics.observe_event(event)
-                        counted = event.seq
-                held = None
-            yield
-        finally:
-            if self.host is not None:
-                self.host.on_open_store = None
-            for store, token in tokens:
-                store.bus.remove_listener(token)
+        return feed(self.runs, self.host, metrics, window=self.window, then=then)
