@@ -40,6 +40,7 @@ class Outbox:
         self.closing: tuple[int, str] | None = None
         self.wake = asyncio.Event()
         self.state_version: Callable[[], int] = lambda: 0
+        self.held: list[str] | None = None  # event frames kept back by `hold`
 
     @property
     def open(self) -> bool:
@@ -67,7 +68,22 @@ class Outbox:
         if self.closing is None:
             self.event_seq += 1
             head, tail = parts
-            self._queue(f"{head}{self.event_seq}{tail}", backlog)
+            text = f"{head}{self.event_seq}{tail}"
+            if self.held is not None and backlog is None:
+                self.held.append(text)
+            else:
+                self._queue(text, backlog)
+
+    def hold(self) -> None:
+        """Keep event frames back until `release` (while an answer they must follow is
+        being made)."""
+        self.held = []
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        if self.closing is None:
+            for text in held:
+                self._queue(text, None)
 
     def tick(self) -> None:
         self.event("tick", {"ts": now_ms()})

@@ -131,12 +131,19 @@ class Session:
         self.sockets.unauthenticated -= 1
         self.sockets.authenticated += 1
         self.ctx.metrics.connections.inc()
-        if principal.allows("run:read", "connect"):
-            self.sockets.broadcast.add(self.outbox, p.subscribe)
         self.streams = RunStreams(
             self.ctx, self.sockets, self.outbox, self.tasks, principal.user_id
         )
-        self.outbox.send(ok_frame(request.id, await self._hello(principal)))
+        # Broadcast events from now on, but after the hello, whose snapshot is read next:
+        # none is missed between the two (the snapshot may already show what some say).
+        self.outbox.hold()
+        if principal.allows("run:read", "connect"):
+            self.sockets.broadcast.add(self.outbox, p.subscribe)
+        try:
+            hello = await self._hello(principal)
+            self.outbox.send(ok_frame(request.id, hello))
+        finally:
+            self.outbox.release()
 
     async def _hello(self, principal: Principal) -> dict[str, Any]:
         return {
