@@ -12,13 +12,14 @@ core below it knows no surface.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from . import commands, decisions, inspection, queries, signals, timetravel
 from .definition import SmithersWorkflow
 from .errors import SmithersError, run_not_found
 from .events import Event
+from .feed import feed
 from .finders import HostRuns, Located, OneRun, Runs, StoreRuns
 from .host import RunHost
 from .metrics import Metrics
@@ -27,6 +28,7 @@ from .registry import CONFIG_KEY
 from .runtime import Runtime
 from .store.base import Store
 from .subscriptions import subscribe
+from .window import EventWindow
 
 __all__ = ["Located", "OneRun", "RunService", "Runs", "StoreRuns"]
 
@@ -36,13 +38,17 @@ T = TypeVar("T")
 class RunService:
     """Use `RunService.for_host(host)` (many workflows) or `RunService.for_run(...)`."""
 
-    def __init__(self, runs: Runs, host: RunHost | None = None) -> None:
+    def __init__(
+        self, runs: Runs, host: RunHost | None = None, *, window: EventWindow | None = None
+    ) -> None:
         self.runs = runs
         self.host = host
+        # The recent events `feeding` saw, replayed by `events` before the database.
+        self.window = window
 
     @classmethod
-    def for_host(cls, host: RunHost) -> RunService:
-        return cls(HostRuns(host), host)
+    def for_host(cls, host: RunHost, *, window_size: int | None = None) -> RunService:
+        return cls(HostRuns(host), host, window=EventWindow(window_size) if window_size else None)
 
     @classmethod
     def for_store(cls, store: Store) -> RunService:
@@ -331,58 +337,25 @@ class RunService:
         self, at: Located, after_seq: int = -1, *, idle: float | None = None
     ) -> AsyncIterator[Event | None]:
         """The run's events after `after_seq`, then live ones, until it ends (with `idle`,
-        a None after that many quiet seconds). Pushed when this process drives the run."""
-        runtime = at.runtime
+        a None after that many quiet seconds). Pushed when this process drives the run;
+        replayed from the event window first when there is one."""
+        runtime, window = at.runtime, self.window
         return subscribe(
             at.store,
             at.run_id,
             after_seq,
             is_local=(lambda: runtime.is_live(at.run_id)) if runtime else None,
             idle=idle,
+            recent=(lambda seq: window.after(at.store, at.run_id, seq)) if window else None,
         )
 
     # -- metrics ---------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def feeding(self, metrics: Metrics) -> AsyncIterator[None]:
+    def feeding(
+        self, metrics: Metrics, then: Callable[[Event], None] | None = None
+    ) -> AbstractAsyncContextManager[None]:
         """Feed `metrics` from the event log while the block runs: every store's events
         (stores that open later included); for one run, its log so far first, each event
-        counted once."""
-        tokens: list[tuple[Store, object]] = []
-        one = self.runs.located if isinstance(self.runs, OneRun) else None
-        counted = -1
-        held: list[Event] | None = [] if one is not None else None
-
-        def observe(event: Event) -> None:
-            nonlocal counted
-            if one is None:
-                metrics.observe_event(event)
-            elif event.run_id != one.run_id:
-                return
-            elif held is not None:
-                held.append(event)
-            elif event.seq > counted:
-                metrics.observe_event(event)
-                counted = event.seq
-
-        def watch(store: Store) -> None:
-            tokens.append((store, store.bus.add_listener(observe)))
-
-        for store in self.runs.stores():
-            watch(store)
-        if self.host is not None:
-            self.host.on_open_store = watch
-        try:
-            if one is not None:
-                past = await one.store.run(queries.run_events, one.store, one.run_id)
-                for event in [*past, *(held or [])]:
-                    if event.seq > counted:
-                        metrics.observe_event(event)
-                        counted = event.seq
-                held = None
-            yield
-        finally:
-            if self.host is not None:
-                self.host.on_open_store = None
-            for store, token in tokens:
-                store.bus.remove_listener(token)
+        counted once. Serving many runs, each event also goes to the event window (when
+        there is one) and then to `then`."""
+        return feed(self.runs, self.host, metrics, window=self.window, then=then)

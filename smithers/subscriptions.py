@@ -12,6 +12,8 @@ from .store import log as log_q
 from .store import runs as runs_q
 from .store.base import Store
 
+Recent = Callable[[int], list[Event]]
+
 
 def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool, int]:
     """Events after `after_seq`; whether the log ended there for good (a terminal run
@@ -36,6 +38,7 @@ def subscribe(
     is_local: Callable[[], bool] | None = None,
     max_buffer: int = 1024,
     idle: None = None,
+    recent: Recent | None = None,
 ) -> AsyncIterator[Event]: ...
 
 
@@ -50,6 +53,7 @@ def subscribe(
     is_local: Callable[[], bool] | None = None,
     max_buffer: int = 1024,
     idle: float,
+    recent: Recent | None = None,
 ) -> AsyncIterator[Event | None]: ...
 
 
@@ -63,6 +67,7 @@ async def subscribe(
     is_local: Callable[[], bool] | None = None,
     max_buffer: int = 1024,
     idle: float | None = None,
+    recent: Recent | None = None,
 ) -> AsyncIterator[Event | None]:
     """Yield the run's events with `seq > after_seq`, then live ones as they commit.
 
@@ -75,6 +80,8 @@ async def subscribe(
     each subscriber; `is_local()` says this process drives the run, so pushes suffice.
     With `idle`, a `None` is yielded after that many seconds without an event (so a
     stream can send keep-alives without a second task).
+    `recent(after_seq)` gives the run's events held in memory (an `EventWindow`): they are
+    replayed first, and the table is read only for what follows them.
     """
     sub = store.bus.subscribe(run_id, max_buffer)
     follower: Follower | None = None
@@ -86,6 +93,10 @@ async def subscribe(
             if need_read or sub.behind:
                 sub.behind = False
                 sub.buffer.clear()
+                for event in recent(last) if recent is not None else ():
+                    last = event.seq
+                    quiet_since = time.monotonic()
+                    yield event
                 while True:
                     events, ended, committed = await store.run(_read, store, run_id, last)
                     for event in events:

@@ -1,6 +1,7 @@
 """The Gateway's Starlette app: its routes on the shared app factory (error envelope, guard,
 `/metrics`), the `X-Smithers-API-Version` header on every answer, and a lifespan that runs
-the host (runtimes, adoption) and parks or cancels the runs it drives when it ends."""
+the host (runtimes, adoption) and the event feed (metrics, the event window, broadcast
+events), and parks or cancels the runs it drives when it ends."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smithers.errors import SmithersError
+from smithers.events import Event
 from smithers.host import RunHost
 from smithers.web.app import build_app
 
@@ -76,7 +78,10 @@ def build(
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with host, ctx.service.feeding(ctx.metrics):
+        def broadcast(event: Event) -> None:
+            sockets.broadcast.publish(event, ctx.metrics.state_version)
+
+        async with host, ctx.service.feeding(ctx.metrics, broadcast):
             try:
                 yield
             finally:

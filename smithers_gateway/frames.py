@@ -8,11 +8,25 @@ error object carries the code, the message and the details' fields beside them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from smithers.errors import SmithersError
 
 API_VERSION = "v1"
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_parts(name: str, payload: Any, state_version: int) -> tuple[str, str]:
+    """An event frame's text around its `seq`, the one field that differs per socket:
+    `head + str(seq) + tail` is `{"type": "event", "event", "payload", "seq",
+    "stateVersion", "apiVersion"}`. A broadcast encodes its payload once for all sockets."""
+    head = f'{{"type":"event","event":{to_json(name)},"payload":{to_json(payload)},"seq":'
+    return head, f',"stateVersion":{state_version},"apiVersion":"{API_VERSION}"}}'
+
 
 STATUS_BY_CODE: dict[str, int] = {
     "UNAUTHORIZED": 401,

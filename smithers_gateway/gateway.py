@@ -32,6 +32,7 @@ from .server import GatewayServer, serve
 from .sockets import Sockets, SocketSettings
 
 Db = str | Engine | Store
+CLOSE_SOCKETS_S = 5.0  # for sockets to take their queued frames and the close frame
 
 
 def _positive(name: str, value: int) -> int:
@@ -87,6 +88,14 @@ class Gateway:
         self._context: GatewayContext | None = None
         self._host: RunHost | None = None
         self._server: GatewayServer | None = None
+        self._sockets = Sockets(
+            SocketSettings(
+                heartbeat_ms=self.heartbeat_ms,
+                max_connections=self.max_connections,
+                max_payload=self.max_payload,
+                auth_deadline_ms=self.auth_deadline_ms,
+            )
+        )
         self._kill_runs = False
 
     # -- configuration (chainable) ---------------------------------------------------------
@@ -138,7 +147,7 @@ class Gateway:
                 registry=self.registry,
             )
             self._context = GatewayContext(
-                service=RunService.for_host(self._host),
+                service=RunService.for_host(self._host, window_size=self.event_window_size),
                 registry=self.registry,
                 authenticator=self.authenticator,
                 metrics=GatewayMetrics(),
@@ -153,14 +162,7 @@ class Gateway:
                 self._context,
                 self.methods,
                 self._host,
-                Sockets(
-                    SocketSettings(
-                        heartbeat_ms=self.heartbeat_ms,
-                        max_connections=self.max_connections,
-                        max_payload=self.max_payload,
-                        auth_deadline_ms=self.auth_deadline_ms,
-                    )
-                ),
+                self._sockets,
                 metrics_auth=self.metrics_auth,
                 drain_timeout_s=self.drain_timeout_ms / 1000,
                 kill_runs=lambda: self._kill_runs,
@@ -205,16 +207,18 @@ class Gateway:
         if self._server is not None:
             raise SmithersError("INVALID_REQUEST", "the gateway is listening already")
         self._kill_runs = False
+        self._sockets.closing = False
         config = self.config(port, host, insecure=insecure, log_level=log_level)
         self._server = await serve(config)
         return self._server
 
     async def close(self, kill_runs: bool = False) -> None:
-        """Stop: the runs this gateway drives park as `paused` once their in-flight tasks
-        finish (within `drain_timeout_ms`), or are cancelled with `kill_runs`; a served
-        gateway then stops listening. A mounted one keeps answering until its host app
-        ends its lifespan."""
+        """Stop: WebSockets are closed with 1001 (and new ones refused); the runs this
+        gateway drives park as `paused` once their in-flight tasks finish (within
+        `drain_timeout_ms`), or are cancelled with `kill_runs`; a served gateway then stops
+        listening. A mounted one keeps answering HTTP until its host app ends its lifespan."""
         self._kill_runs = kill_runs
+        await self._sockets.close_all(CLOSE_SOCKETS_S)
         server, self._server = self._server, None
         if server is not None:
             await server.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from starlette.websockets import WebSocket
 
 from smithers.clock import now_ms
 
-from .frames import API_VERSION
+from .frames import event_parts, to_json
 
 MAX_QUEUED_BYTES = 8 * 1024 * 1024
 
@@ -41,15 +40,17 @@ class Outbox:
         self.closing: tuple[int, str] | None = None
         self.wake = asyncio.Event()
         self.state_version: Callable[[], int] = lambda: 0
+        self.held: list[str] | None = None  # event frames kept back by `hold`
 
     @property
     def open(self) -> bool:
         return self.closing is None
 
     def send(self, frame: dict[str, Any], backlog: Backlog | None = None) -> None:
-        if self.closing is not None:
-            return
-        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        if self.closing is None:
+            self._queue(to_json(frame), backlog)
+
+    def _queue(self, text: str, backlog: Backlog | None) -> None:
         self.queue.append((text, backlog))
         self.queued_bytes += len(text)
         if backlog is not None:
@@ -60,16 +61,29 @@ class Outbox:
 
     def event(self, name: str, payload: dict[str, Any], backlog: Backlog | None = None) -> None:
         """An event frame; `seq` counts this connection's event frames from 1."""
-        self.event_seq += 1
-        frame = {
-            "type": "event",
-            "event": name,
-            "payload": payload,
-            "seq": self.event_seq,
-            "stateVersion": self.state_version(),
-            "apiVersion": API_VERSION,
-        }
-        self.send(frame, backlog)
+        self.encoded_event(event_parts(name, payload, self.state_version()), backlog)
+
+    def encoded_event(self, parts: tuple[str, str], backlog: Backlog | None = None) -> None:
+        """An event frame from `frames.event_parts`, numbered for this connection."""
+        if self.closing is None:
+            self.event_seq += 1
+            head, tail = parts
+            text = f"{head}{self.event_seq}{tail}"
+            if self.held is not None and backlog is None:
+                self.held.append(text)
+            else:
+                self._queue(text, backlog)
+
+    def hold(self) -> None:
+        """Keep event frames back until `release` (while an answer they must follow is
+        being made)."""
+        self.held = []
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        if self.closing is None:
+            for text in held:
+                self._queue(text, None)
 
     def tick(self) -> None:
         self.event("tick", {"ts": now_ms()})

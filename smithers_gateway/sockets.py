@@ -1,12 +1,18 @@
-"""What the Gateway's WebSockets share: their settings, and the counts its limits are
-checked against (unauthenticated and authenticated sockets, run streams)."""
+"""What the Gateway's WebSockets share: their settings, the counts its limits are
+checked against (unauthenticated and authenticated sockets, run streams), the broadcast,
+and closing them all when the gateway closes."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
+import anyio
+
 from smithers.errors import SmithersError
+
+from .broadcast import Broadcast
+from .outbox import Outbox
 
 MAX_UNAUTHENTICATED = 64
 STREAMS_PER_GATEWAY = 256
@@ -30,6 +36,19 @@ class Sockets:
     authenticated: int = 0
     streams: Counter[str] = field(default_factory=Counter)  # by "run:<id>" / "user:<id>"
     stream_count: int = 0
+    broadcast: Broadcast = field(default_factory=Broadcast)
+    outboxes: set[Outbox] = field(default_factory=set)  # every open socket's
+    closing: bool = False
+
+    async def close_all(self, timeout_s: float) -> None:
+        """Close every socket with 1001 "going away" (after the frames queued for it) and
+        refuse new ones; wait up to `timeout_s` for them to be gone."""
+        self.closing = True
+        for outbox in list(self.outboxes):
+            outbox.close(1001, "gateway closing")
+        with anyio.move_on_after(timeout_s):
+            while self.outboxes:
+                await anyio.sleep(0.01)
 
     def open_stream(self, run_id: str, user: str | None, own: int) -> None:
         """Count a new stream, or RateLimited when a limit is reached."""

@@ -54,6 +54,8 @@ class Session:
         self.outbox.state_version = lambda: ctx.metrics.state_version
         self.principal: Principal | None = None
         self.streams: RunStreams | None = None
+        # Names this connection (in the hello and the gateway's logs); it grants nothing.
+        self.session_token = secrets.token_urlsafe(24)
 
     async def run(self) -> None:
         self.tasks.start_soon(self._write)
@@ -132,7 +134,16 @@ class Session:
         self.streams = RunStreams(
             self.ctx, self.sockets, self.outbox, self.tasks, principal.user_id
         )
-        self.outbox.send(ok_frame(request.id, await self._hello(principal)))
+        # Broadcast events from now on, but after the hello, whose snapshot is read next:
+        # none is missed between the two (the snapshot may already show what some say).
+        self.outbox.hold()
+        if principal.allows("run:read", "connect"):
+            self.sockets.broadcast.add(self.outbox, p.subscribe)
+        try:
+            hello = await self._hello(principal)
+            self.outbox.send(ok_frame(request.id, hello))
+        finally:
+            self.outbox.release()
 
     async def _hello(self, principal: Principal) -> dict[str, Any]:
         return {
@@ -140,7 +151,7 @@ class Session:
             "features": list(self.ctx.features),
             "policy": {"heartbeatMs": self.settings.heartbeat_ms},
             "auth": {
-                "sessionToken": None,
+                "sessionToken": self.session_token,
                 "role": principal.role,
                 "scopes": sorted(principal.scopes),
                 "userId": principal.user_id,
@@ -172,7 +183,10 @@ class Session:
             self.outbox.send(error_frame(request.id, exc))
             return
         except Exception:
-            logger.exception("RPC over WebSocket failed", extra={"method": request.method[:128]})
+            logger.exception(
+                "RPC over WebSocket failed",
+                extra={"method": request.method[:128], "session": self.session_token},
+            )
             refusal = SmithersError("SERVER_ERROR", "internal server error")
             self.outbox.send(error_frame(request.id, refusal))
             return
@@ -190,13 +204,14 @@ class Session:
         return await self.streams.open(parse_model(StreamRunEvents, request.params))
 
 
-async def _refuse(websocket: WebSocket) -> None:
-    """Too many sockets have not authenticated yet: 503 where the server can say so."""
+async def _refuse(websocket: WebSocket, message: str, code: int = 1013) -> None:
+    """Too many sockets have not authenticated yet, or the gateway is closing: 503 where
+    the server can say so."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        refusal = {"error": {"code": "UNAVAILABLE", "message": "too many pending sockets"}}
+        refusal = {"error": {"code": "UNAVAILABLE", "message": message}}
         await websocket.send_denial_response(JSONResponse(refusal, 503))
     else:
-        await websocket.close(1013, "too many pending sockets")
+        await websocket.close(code, message)
 
 
 def _credentialed(ctx: GatewayContext, websocket: WebSocket) -> bool:
@@ -211,8 +226,11 @@ def _credentialed(ctx: GatewayContext, websocket: WebSocket) -> bool:
 
 def websocket_routes(ctx: GatewayContext, table: MethodTable, sockets: Sockets) -> list[Any]:
     async def endpoint(websocket: WebSocket) -> None:
+        if sockets.closing:
+            await _refuse(websocket, "the gateway is closing", 1001)
+            return
         if sockets.unauthenticated >= MAX_UNAUTHENTICATED and not _credentialed(ctx, websocket):
-            await _refuse(websocket)
+            await _refuse(websocket, "too many pending sockets")
             return
         sockets.unauthenticated += 1
         session: Session | None = None
@@ -220,9 +238,15 @@ def websocket_routes(ctx: GatewayContext, table: MethodTable, sockets: Sockets) 
             await websocket.accept()
             async with anyio.create_task_group() as tasks:
                 session = Session(websocket, ctx, table, sockets, tasks)
+                sockets.outboxes.add(session.outbox)
+                if sockets.closing:  # close_all ran while this one was accepted
+                    session.outbox.close(1001, "gateway closing")
                 await session.run()
                 tasks.cancel_scope.cancel()
         finally:
+            if session is not None:
+                sockets.outboxes.discard(session.outbox)
+                sockets.broadcast.remove(session.outbox)
             if session is None or session.principal is None:
                 sockets.unauthenticated -= 1
             else:

@@ -48,6 +48,18 @@ class Socket:
     async def request(self, method: str, **params: Any) -> dict[str, Any]:
         return await self.answer(await self.send(method, **params))
 
+    async def event(self, name: str, run_id: str | None = None) -> dict[str, Any]:
+        """The next event frame named `name` (of the run `run_id`), from those seen while
+        waiting for answers first; the frames before it stay in `events`."""
+        for i, frame in enumerate(self.events):
+            if _matches(frame, name, run_id):
+                return self.events.pop(i)
+        while True:
+            frame = await self.frame()
+            if _matches(frame, name, run_id):
+                return frame
+            self.events.append(frame)
+
     async def call(self, method: str, **params: Any) -> Any:
         res = await self.request(method, **params)
         assert res["ok"] is True, res
@@ -60,6 +72,12 @@ class Socket:
         if token is not None:
             params["auth"] = {"token": token}
         return await self.request("connect", **params)
+
+
+def _matches(frame: dict[str, Any], name: str, run_id: str | None) -> bool:
+    if frame.get("type") != "event" or frame.get("event") != name:
+        return False
+    return run_id is None or frame["payload"].get("runId") == run_id
 
 
 @asynccontextmanager
@@ -75,8 +93,9 @@ async def open_socket(
 
 
 @asynccontextmanager
-async def connected(http_url: str, token: str = "op-token") -> AsyncIterator[Socket]:
+async def connected(http_url: str, token: str = "op-token", **params: Any) -> AsyncIterator[Socket]:
+    """A socket past `connect` (`params` such as `subscribe` go with it)."""
     async with open_socket(http_url) as socket:
-        hello = await socket.connect(token)
+        hello = await socket.connect(token, **params)
         assert hello["ok"] is True, hello
         yield socket

@@ -1,13 +1,16 @@
 """`close()` parks the runs the gateway drives as `paused` (their in-flight task finishes
-first) and a later gateway resumes them; `close(kill_runs=True)` cancels them."""
+first) and a later gateway resumes them; `close(kill_runs=True)` cancels them; sockets
+are closed with 1001 "going away"."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from .conftest import Rpc, Running, serve_gateway
+from .sockets import connected, open_socket
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 
@@ -63,3 +66,19 @@ async def test_a_run_not_parked_in_time_is_paused_and_resumed_by_the_next_gatewa
         await rpc("resumeRun", runId=run_id)
         view = await rpc.wait_status(run_id, ("finished", "failed"))
         assert view["status"] == "finished" and view["workflowKey"] == "slow"
+
+
+async def test_close_closes_sockets_with_1001(tmp_path: Path) -> None:
+    async with (
+        serve_gateway(tmp_path) as gw,
+        connected(gw.url) as socket,
+        open_socket(gw.url) as pending,
+    ):
+        run_id = (await socket.call("launchRun", workflow="gate"))["runId"]
+        await socket.event("approval.requested", run_id)
+        await gw.gateway.close()
+        for each in (socket, pending):
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await each.frame()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001

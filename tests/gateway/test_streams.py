@@ -130,3 +130,22 @@ async def test_a_stream_on_a_second_gateway_sharing_the_database(tmp_path: Path)
         seen = await run_events(watcher, opened["streamId"])
         assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
         assert seen[-1]["event"] == "run.completed"
+
+
+async def test_streams_resume_across_the_event_window_edge(tmp_path: Path) -> None:
+    """The window holds the last 4 events: a stream resumed within it replays from memory,
+    one resumed before it from the database; each sees the run's tail once, in order."""
+    async with (
+        serve_gateway(tmp_path, event_window_size=4) as gw,
+        connected(gw.url) as socket,
+    ):
+        run_id = (await socket.call("launchRun", workflow="hello"))["runId"]
+        await socket.event("run.completed", run_id)
+        current = (await socket.call("streamRunEvents", runId=run_id, afterSeq=-1))["currentSeq"]
+        assert current > 4
+        for after in range(-1, current + 1):
+            opened = await socket.call("streamRunEvents", runId=run_id, afterSeq=after)
+            if after == current:
+                continue  # nothing after the terminal event: the stream ends with no frame
+            seen = await run_events(socket, opened["streamId"])
+            assert [e["seq"] for e in seen] == list(range(after + 1, current + 1))
