@@ -19,6 +19,7 @@ from .nodes import (
     WaitForEvent,
     Workflow,
 )
+from .retries import retry_task
 from .run import run_workflow
 from .runtime import RunResult, Runtime
 from .signals import signal
@@ -62,6 +63,7 @@ __all__ = [
     "open_store",
     "pause",
     "resume",
+    "retry_task",
     "rewind",
     "run_workflow",
     "signal",

@@ -19,7 +19,7 @@ from .store import idempotency as idempotency_q
 from .store import nodes as nodes_q
 from .store import runs as runs_q
 from .store.base import Store, Tx
-from .store.records import WAITING_STATUSES, RunRecord
+from .store.records import WAITING_STATUSES, NodeRecord, RunRecord
 
 # A `running` run whose heartbeat is older than this may be claimed by anyone. Every
 # process on one database must agree on it; SMITHERS_STALE_AFTER_MS changes it (tests
@@ -150,6 +150,16 @@ def release_parked(tx: Tx, run: RunRecord) -> None:
         tx.emit(run.run_id, "RunStatusChanged", status="running")
 
 
+def reopen_node(tx: Tx, run_id: str, rec: NodeRecord) -> None:
+    """A failed or cancelled node goes again: `pending`, its error cleared (its attempts
+    stay, so the next one is numbered after them)."""
+    nodes_q.upsert_node(
+        tx.conn, run_id, rec.node_id, rec.iteration, now=tx.now, state="pending", error=None
+    )
+    # A denial that failed the node is asked again, not replayed.
+    nodes_q.delete_denied_approval(tx.conn, run_id, rec.node_id, rec.iteration)
+
+
 def claim_for_resume(
     store: Store,
     run_id: str,
@@ -169,17 +179,7 @@ def claim_for_resume(
             raise SmithersError("RUN_IN_PROGRESS", f"run {run_id!r} is running", {"runId": run_id})
         if run.status == "failed":
             for rec in nodes_q.nodes_in_states(tx.conn, run_id, ("failed", "cancelled")):
-                nodes_q.upsert_node(
-                    tx.conn,
-                    run_id,
-                    rec.node_id,
-                    rec.iteration,
-                    now=tx.now,
-                    state="pending",
-                    error=None,
-                )
-                # A denial that failed the run is asked again, not replayed.
-                nodes_q.delete_denied_approval(tx.conn, run_id, rec.node_id, rec.iteration)
+                reopen_node(tx, run_id, rec)
         runs_q.update_run(
             tx.conn,
             run_id,

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from . import commands, decisions, inspection, queries, signals, timetravel
+from . import commands, decisions, inspection, queries, retries, signals, timetravel
 from .definition import SmithersWorkflow
 from .errors import SmithersError, run_not_found
 from .events import Event
@@ -214,6 +214,16 @@ class RunService:
         )
         await self.runs.released(at)
         return sent
+
+    async def retry_task(
+        self, run: str | Located, node_id: str, iteration: int = 0
+    ) -> retries.Retry:
+        """Run a failed task again (attempts numbered on from its last) and set its run
+        going: a failed run is `running` again and driven on by this process's runtime."""
+        at = await self._at(run)
+        retried = await retries.retry_task(at.store, at.run_id, node_id, iteration)
+        await self.runs.released(at)
+        return retried
 
     async def rewind(self, run: str | Located, frame_no: int, *, caller: str | None = None) -> int:
         at = await self._at(run)

@@ -42,6 +42,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "CONFLICT": 409,
     "AlreadyDecided": 409,
     "RUN_NOT_ACTIVE": 409,
+    "NODE_NOT_FAILED": 409,
     "PAYLOAD_TOO_LARGE": 413,
     "RateLimited": 429,
 }

@@ -1,5 +1,5 @@
-"""RPC methods on runs as a whole: health, launch, read, list, resume, cancel, pause, and
-the registered workflows."""
+"""RPC methods on runs as a whole: health, launch, read, list, resume, cancel, pause, a
+failed task's retry, and the registered workflows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from smithers.errors import SmithersError
 from smithers.principal import Principal
 
 from .context import PROTOCOL
-from .params import LaunchOptions, LaunchRun, ListRuns, NoParams, RunParams
+from .params import LaunchOptions, LaunchRun, ListRuns, NodeParams, NoParams, RunParams
 from .rpc import Call, Method, typed
 
 
@@ -87,6 +87,11 @@ async def pause_run(call: Call, p: RunParams) -> dict[str, Any]:
     return {"runId": p.runId, "status": "pausing"}
 
 
+async def retry_task(call: Call, p: NodeParams) -> dict[str, Any]:
+    await call.service.retry_task(p.runId, p.nodeId, p.iteration)
+    return {"runId": p.runId, "nodeId": p.nodeId, "status": "retry_requested"}
+
+
 async def list_workflows(call: Call, _: NoParams) -> list[dict[str, Any]]:
     return call.gateway.workflows()
 
@@ -99,5 +104,6 @@ METHODS: list[Method] = [
     typed("resumeRun", scopes.RUN_WRITE, RunParams, resume_run),
     typed("cancelRun", scopes.RUN_WRITE, RunParams, cancel_run, "runs.cancel"),
     typed("pauseRun", scopes.RUN_WRITE, RunParams, pause_run),
+    typed("retryTask", scopes.RUN_WRITE, NodeParams, retry_task),
     typed("listWorkflows", scopes.RUN_READ, NoParams, list_workflows, "workflows.list"),
 ]

@@ -1,4 +1,5 @@
-"""Reads of a run's node rows and task attempts, for inspection (not the engine's path)."""
+"""Reads of a run's node rows and task attempts, for inspection and commands (not the
+engine's path)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .records import NodeRecord, loads
-from .schema import attempts, nodes
+from .schema import attempts, frames, nodes
 
 
 def list_nodes(conn: Connection, run_id: str) -> list[NodeRecord]:
@@ -45,3 +46,24 @@ def _attempt_json(m: Any) -> dict[str, Any]:
         "finishedAtMs": m["finished_at_ms"],
         "error": loads(m["error_json"]),
     }
+
+
+def has_attempt(conn: Connection, run_id: str, node_id: str) -> bool:
+    """Whether the node has run as a task (in any iteration)."""
+    found = conn.execute(
+        sa.select(attempts.c.attempt)
+        .where(attempts.c.run_id == run_id, attempts.c.node_id == node_id)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def frame_tasks(conn: Connection, run_id: str) -> set[tuple[str, int]]:
+    """The tasks `(node id, iteration)` the run's latest frame mounts."""
+    index = conn.execute(
+        sa.select(frames.c.task_index_json)
+        .where(frames.c.run_id == run_id)
+        .order_by(frames.c.frame_no.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return {(str(t["nodeId"]), int(t["iteration"])) for t in loads(index) or []}

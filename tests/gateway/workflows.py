@@ -1,9 +1,11 @@
 """Workflows the gateway tests register: one that reports its `ctx.auth`, one with
-restricted approvals of each kind, one that waits for a signal, one that waits on a gate."""
+restricted approvals of each kind, one that waits for a signal, one that waits on a gate,
+one whose task fails once."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -107,5 +109,28 @@ def slow(ctx: Any) -> Workflow:
         [
             Task("first", output=outputs.gw_greeting, run=_sleep(seconds)),
             Task("second", output=outputs.gw_greeting, run=_sleep(seconds)),
+        ],
+    )
+
+
+def _fails_once(flag: Path) -> Any:
+    """A task that fails while `flag` does not exist (and creates it), then succeeds."""
+
+    def run() -> dict[str, str]:
+        if not flag.exists():
+            flag.write_text("failed once")
+            raise RuntimeError("the first attempt fails")
+        return {"message": "second time lucky"}
+
+    return run
+
+
+@smithers
+def flaky(ctx: Any) -> Workflow:
+    return Workflow(
+        "flaky",
+        [
+            Task("prep", output=outputs.gw_greeting, run={"message": "prepared"}),
+            Task("shaky", output=outputs.gw_greeting, run=_fails_once(Path(ctx.input["flag"]))),
         ],
     )
