@@ -200,16 +200,18 @@ class Gateway:
         port: int = 7331,
         host: str = "127.0.0.1",
         *,
+        path: str | os.PathLike[str] | None = None,
         insecure: bool = False,
         log_level: str = "warning",
     ) -> GatewayServer:
-        """Serve in this event loop; returns once bound and started (port 0: a free one)."""
+        """Serve in this event loop; returns once bound and started (port 0: a free one).
+        `path`: on that unix socket instead (mode 0600), removed again by `close()`."""
         if self._server is not None:
             raise SmithersError("INVALID_REQUEST", "the gateway is listening already")
         self._kill_runs = False
         self._sockets.closing = False
         config = self.config(port, host, insecure=insecure, log_level=log_level)
-        self._server = await serve(config)
+        self._server = await serve(config, None if path is None else os.fspath(path))
         return self._server
 
     async def close(self, kill_runs: bool = False) -> None:
