@@ -68,6 +68,7 @@ def retry_failed_task(store: Store, run_id: str, node_id: str, iteration: int = 
                 heartbeat_at_ms=None,
                 finished_at_ms=None,
                 error_json=None,
+                pause_requested_at_ms=None,  # a pause asked before the failure ended with it
             )
             tx.emit(run_id, "RunStatusChanged", status="running")
         else:
