@@ -63,7 +63,8 @@ def _source(path: Path, root: Path) -> bytes | None:
     if not real.is_relative_to(root):
         return None
     try:
-        if not stat.S_ISREG(real.stat().st_mode) or real.stat().st_size > MAX_SOURCE_BYTES:
+        info = real.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SOURCE_BYTES:
             return None
         return real.read_bytes()
     except OSError:

@@ -42,6 +42,7 @@ ROUTES = [
     ("GET", "/v1/runs/{runId}/events"),
     ("GET", "/v1/runs/{runId}/frames"),
     ("GET", "/v1/runs/{runId}/outputs"),
+    ("GET", "/v1/workflows"),
     ("POST", "/v1/runs/{runId}/nodes/{nodeId}/approve"),
     ("POST", "/v1/runs/{runId}/nodes/{nodeId}/deny"),
     ("POST", "/v1/runs/{runId}/signals/{signalName}"),
