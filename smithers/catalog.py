@@ -124,6 +124,13 @@ class Catalog:
         self.timeout_s = timeout_s
         self._loading: dict[tuple[str, str], _Loading] = {}
         self._failed: dict[tuple[str, str], Entry] = {}
+        self._imports: set[anyio.CancelScope] = set()
+
+    def close(self) -> None:
+        """Stop waiting for the imports under way (their threads are abandoned), so the
+        host's lifespan ends now, not when a hung import does."""
+        for scope in self._imports:
+            scope.cancel()
 
     async def listing(self, tg: anyio.abc.TaskGroup) -> list[Entry]:
         files = await anyio.to_thread.run_sync(workflow_files, self.root)
@@ -157,20 +164,23 @@ class Catalog:
 
     async def _load(self, key: tuple[str, str], loading: _Loading) -> None:
         path = key[0]
-        try:
-            workflow = await load_workflow_async(
-                path, self.root, timeout_s=None, limiter=_listing_threads
-            )
-            loading.entry = described(path, workflow)
-        except SmithersError as exc:
-            if exc.details.get("reason") != NO_WORKFLOW:
-                loading.entry = self._failed[key] = failed(path, exc)
-        except Exception as exc:  # never let one file end the host's task group
-            logger.exception("listing %s failed", path)
-            loading.entry = failed(path, SmithersError("WORKFLOW_LOAD_FAILED", str(exc)))
-        finally:
-            del self._loading[key]
-            loading.done.set()
+        with anyio.CancelScope() as scope:
+            self._imports.add(scope)
+            try:
+                workflow = await load_workflow_async(
+                    path, self.root, timeout_s=None, limiter=_listing_threads
+                )
+                loading.entry = described(path, workflow)
+            except SmithersError as exc:
+                if exc.details.get("reason") != NO_WORKFLOW:
+                    loading.entry = self._failed[key] = failed(path, exc)
+            except Exception as exc:  # never let one file end the host's task group
+                logger.exception("listing %s failed", path)
+                loading.entry = failed(path, SmithersError("WORKFLOW_LOAD_FAILED", str(exc)))
+            finally:
+                self._imports.discard(scope)
+                del self._loading[key]
+                loading.done.set()
 
     def _late(self, path: str) -> Entry:
         reason = f"the import did not finish within {self.timeout_s:g} s (still loading)"

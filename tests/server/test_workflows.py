@@ -163,3 +163,16 @@ def test_a_root_of_one_workflow(spawn: Callable[..., ServerProcess], tmp_path: P
     server = spawn(root=root)
     with server.client() as client:
         assert [item["path"] for item in listing(client).values()] == ["only.py"]
+
+
+def test_a_hung_listing_import_does_not_hold_up_the_server_stopping(
+    spawn: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    root = tmp_path / "hung"
+    root.mkdir()
+    (root / "hung.py").write_text(COUNTED_SLOW)  # never told to go: it hangs for good
+    server = spawn(root=root, args=("--load-timeout", "500"))
+    with server.client() as client:
+        assert listing(client)["hung.py"]["name"] is None
+    server.proc.terminate()
+    assert server.proc.wait(timeout=30) is not None  # the import is abandoned, not awaited
