@@ -13,7 +13,7 @@ listed with a timeout error while its import goes on, once per file however many
 listings ask, in threads of its own (a hung import starves no start), and a later listing
 finds it loaded. The timeout runs from the start of the import: a listing does not wait
 again for an import that already overran it. A file that failed is not imported again by
-a listing until it changes.
+a listing until a `.py` file under the root changes.
 """
 
 from __future__ import annotations
@@ -63,17 +63,28 @@ def _source(path: Path, root: Path) -> bytes | None:
     if not real.is_relative_to(root):
         return None
     try:
-        if not stat.S_ISREG(real.stat().st_mode) or real.stat().st_size > MAX_SOURCE_BYTES:
+        info = real.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SOURCE_BYTES:
             return None
         return real.read_bytes()
     except OSError:
         return None
 
 
-def workflow_files(root: Path) -> list[tuple[str, str]]:
-    """`(path relative to the root, sha256 of its bytes)` of the files that may define a
-    workflow, sorted, at most MAX_FILES; `root` is resolved."""
+@dataclass(frozen=True)
+class Scan:
+    """The files that may define a workflow, `(path relative to the root, sha256 of its
+    bytes)`, sorted, at most MAX_FILES; and a fingerprint of every `.py` file walked
+    (workflows or not: an import error may be a sibling's)."""
+
+    files: list[tuple[str, str]]
+    fingerprint: str
+
+
+def workflow_files(root: Path) -> Scan:
+    """Walk `root` (resolved) for the files a listing loads."""
     found: list[tuple[str, str]] = []
+    walked = hashlib.sha256()
     for folder, folders, files in os.walk(root):
         here = Path(folder)
         folders[:] = sorted(name for name in folders if not _skipped_folder(here / name))
@@ -81,12 +92,13 @@ def workflow_files(root: Path) -> list[tuple[str, str]]:
             if name.startswith(".") or not name.endswith(".py"):
                 continue
             data = _source(here / name, root)
-            if data is None or not IMPORTS_SMITHERS.search(data):
+            if data is None:
                 continue
-            found.append(((here / name).relative_to(root).as_posix(), _digest(data)))
-            if len(found) >= MAX_FILES:
-                return found
-    return found
+            path, digest = (here / name).relative_to(root).as_posix(), _digest(data)
+            walked.update(f"{path}\0{digest}\0".encode())
+            if IMPORTS_SMITHERS.search(data) and len(found) < MAX_FILES:
+                found.append((path, digest))
+    return Scan(found, walked.hexdigest())
 
 
 def _digest(data: bytes) -> str:
@@ -123,10 +135,21 @@ class Catalog:
         self.timeout_s = timeout_s
         self._loading: dict[tuple[str, str], _Loading] = {}
         self._failed: dict[tuple[str, str], Entry] = {}
+        self._fingerprint = ""
+        self._imports: set[anyio.CancelScope] = set()
+
+    def close(self) -> None:
+        """Stop waiting for the imports under way (their threads are abandoned), so the
+        host's lifespan ends now, not when a hung import does."""
+        for scope in self._imports:
+            scope.cancel()
 
     async def listing(self, tg: anyio.abc.TaskGroup) -> list[Entry]:
-        files = await anyio.to_thread.run_sync(workflow_files, self.root)
-        self._failed = {key: self._failed[key] for key in files if key in self._failed}
+        scan = await anyio.to_thread.run_sync(workflow_files, self.root)
+        files = scan.files
+        if scan.fingerprint != self._fingerprint:
+            self._failed.clear()  # a file changed: what failed may load now
+            self._fingerprint = scan.fingerprint
         entries: dict[tuple[str, str], Entry | None] = {}
         async with anyio.create_task_group() as waits:
             for key in files:
@@ -156,20 +179,23 @@ class Catalog:
 
     async def _load(self, key: tuple[str, str], loading: _Loading) -> None:
         path = key[0]
-        try:
-            workflow = await load_workflow_async(
-                path, self.root, timeout_s=None, limiter=_listing_threads
-            )
-            loading.entry = described(path, workflow)
-        except SmithersError as exc:
-            if exc.details.get("reason") != NO_WORKFLOW:
-                loading.entry = self._failed[key] = failed(path, exc)
-        except Exception as exc:  # never let one file end the host's task group
-            logger.exception("listing %s failed", path)
-            loading.entry = failed(path, SmithersError("WORKFLOW_LOAD_FAILED", str(exc)))
-        finally:
-            del self._loading[key]
-            loading.done.set()
+        with anyio.CancelScope() as scope:
+            self._imports.add(scope)
+            try:
+                workflow = await load_workflow_async(
+                    path, self.root, timeout_s=None, limiter=_listing_threads
+                )
+                loading.entry = described(path, workflow)
+            except SmithersError as exc:
+                if exc.details.get("reason") != NO_WORKFLOW:
+                    loading.entry = self._failed[key] = failed(path, exc)
+            except Exception as exc:  # never let one file end the host's task group
+                logger.exception("listing %s failed", path)
+                loading.entry = failed(path, SmithersError("WORKFLOW_LOAD_FAILED", str(exc)))
+            finally:
+                self._imports.discard(scope)
+                del self._loading[key]
+                loading.done.set()
 
     def _late(self, path: str) -> Entry:
         reason = f"the import did not finish within {self.timeout_s:g} s (still loading)"

@@ -121,6 +121,7 @@ class RunHost:
 
     async def __aexit__(self, *exc: Any) -> None:
         self._stop.set()
+        self._catalog.close()
         assert self._tg is not None
         await self._tg.__aexit__(None, None, None)
         self._tg = None

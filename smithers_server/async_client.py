@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any, Self, TypeVar
 
 import anyio
@@ -31,6 +31,7 @@ from .calls import (
 )
 from .client_errors import SmithersAPIError
 from .follow import Follow
+from .waiting import WAIT_IDLE_TIMEOUT_S, WAIT_RECONNECTS, Until
 
 T = TypeVar("T")
 
@@ -166,6 +167,43 @@ class AsyncSmithersClient:
     ) -> AsyncIterator[Json]:
         """As `SmithersClient.events`, as an async iterator (close it with `aclose()`)."""
         follow = Follow(run_id, after_seq, max_reconnects, reconnect_delay)
+        async for event in self._stream(follow, idle_timeout):
+            if event is not None:
+                yield event
+
+    async def wait(
+        self,
+        run_id: str,
+        until: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Json:
+        """As `SmithersClient.wait`: the run's view once it is parked or terminal (or in
+        a status of `until`); `TimeoutError` after `timeout` s."""
+        wanted = Until.of(until)
+        try:
+            with anyio.fail_after(timeout):
+                view = await self.get_run(run_id)
+                if wanted.reached(view):
+                    return view
+                follow = Follow(run_id, -1, WAIT_RECONNECTS, None)
+                stream = self._stream(follow, WAIT_IDLE_TIMEOUT_S)
+                try:
+                    async for event in stream:
+                        if event is not None and wanted.worth_a_look(event):
+                            view = await self.get_run(run_id)
+                            if wanted.reached(view):
+                                return view
+                finally:
+                    await stream.aclose()
+                return await self.get_run(run_id)  # the stream ends once the run is terminal
+        except TimeoutError:
+            raise wanted.timed_out(run_id, timeout) from None
+
+    async def _stream(
+        self, follow: Follow, idle_timeout: float
+    ) -> AsyncGenerator[Json | None, None]:
+        """As `SmithersClient._stream`, without a deadline (use a cancel scope)."""
         timeout = httpx.Timeout(self._timeout, read=idle_timeout)
         while True:
             path, params, headers = follow.request()
@@ -179,9 +217,7 @@ class AsyncSmithersClient:
                         raise api_error(response)
                     follow.connected()
                     async for line in response.aiter_lines():
-                        event = follow.line(line)
-                        if event is not None:
-                            yield event
+                        yield follow.line(line)
                 return  # a complete response: the server says nothing more follows
             except httpx.TransportError as exc:
                 error = unreachable(self.base_url, exc)

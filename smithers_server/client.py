@@ -15,7 +15,7 @@ bookkeeping for both clients.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -44,6 +44,7 @@ from .calls import (
 )
 from .client_errors import SmithersAPIError, SmithersConnectionError
 from .follow import Follow
+from .waiting import WAIT_IDLE_TIMEOUT_S, WAIT_RECONNECTS, Deadline, Until
 
 __all__ = ["AsyncSmithersClient", "SmithersAPIError", "SmithersClient", "SmithersConnectionError"]
 
@@ -185,9 +186,49 @@ class SmithersClient:
         and everything after `after_seq` was sent (say `after_seq` was already its end).
         """
         follow = Follow(run_id, after_seq, max_reconnects, reconnect_delay)
-        timeout = httpx.Timeout(self._timeout, read=idle_timeout)
+        for event in self._stream(follow, idle_timeout, Deadline.after(None, TimeoutError())):
+            if event is not None:
+                yield event
+
+    def wait(
+        self,
+        run_id: str,
+        until: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Json:
+        """Block until the run is in one of the statuses `until` names (default: parked,
+        `waiting-approval`, `waiting-event`, `waiting-timer`, `paused`, or terminal) and
+        return its view (`get_run`); `runState.blocked` says what a parked run waits for.
+
+        A terminal run always ends the wait, as nothing follows it: check `status`.
+        Follows the run's event stream and reads the view again after the run events
+        that may have brought it there. `TimeoutError` after `timeout` s.
+        """
+        wanted = Until.of(until)
+        deadline = Deadline.after(timeout, wanted.timed_out(run_id, timeout))
+        view = self.get_run(run_id)
+        if wanted.reached(view):
+            return view
+        follow = Follow(run_id, -1, WAIT_RECONNECTS, None)
+        for event in self._stream(follow, WAIT_IDLE_TIMEOUT_S, deadline):
+            if event is not None and wanted.worth_a_look(event):
+                view = self.get_run(run_id)
+                if wanted.reached(view):
+                    return view
+        return self.get_run(run_id)  # the stream ends once the run is terminal
+
+    def _stream(
+        self, follow: Follow, idle_timeout: float, deadline: Deadline
+    ) -> Iterator[Json | None]:
+        """The stream `follow` describes, reconnecting after drops: each new event, and
+        None for every other line (the deadline is looked at then), until the server
+        completes the response. Raises `deadline.error` once it has passed."""
         while True:
+            deadline.check()
+            read = deadline.bound(idle_timeout)
             path, params, headers = follow.request()
+            timeout = httpx.Timeout(self._timeout, read=read)
             error: SmithersError
             try:
                 with self._http.stream(
@@ -198,12 +239,16 @@ class SmithersClient:
                         raise api_error(response)
                     follow.connected()
                     for line in response.iter_lines():
-                        event = follow.line(line)
-                        if event is not None:
-                            yield event
-                return  # a complete response: the server says nothing more follows
+                        yield follow.line(line)
+                        deadline.check()
+                        if deadline.overrun_by(read):
+                            break  # reopen with a read timeout that ends with the deadline
+                    else:
+                        return  # a complete response: the server says nothing more follows
+                continue
             except httpx.TransportError as exc:
                 error = unreachable(self.base_url, exc)
             except SmithersAPIError as exc:
                 error = exc
-            time.sleep(follow.dropped(error))
+            deadline.check()  # before counting a read cut short by the deadline as a drop
+            time.sleep(deadline.sleep_s(follow.dropped(error)))

@@ -109,7 +109,7 @@ def test_the_workflows_under_the_root(srv: ServerProcess) -> None:
     assert not (srv.root.parent / "outside" / "EXECUTED").exists()
 
 
-def test_a_broken_file_is_listed_with_its_error_and_imported_once_per_version(
+def test_a_broken_file_is_listed_with_its_error_and_imported_again_after_a_change(
     srv: ServerProcess,
 ) -> None:
     with srv.client() as client:
@@ -126,6 +126,17 @@ def test_a_broken_file_is_listed_with_its_error_and_imported_once_per_version(
         again = listing(client)["broken.py"]
         assert "RuntimeError: bang" in again["error"]["message"]
         assert log.read_text().count("import") == 2
+        # A failure may be a sibling's: once that is fixed, the file is imported again.
+        (srv.root / "needs_sibling.py").write_text(
+            "import sibling_dep\n" + (srv.root / "hello.py").read_text()
+        )
+        assert (
+            "No module named 'sibling_dep'"
+            in (listing(client)["needs_sibling.py"]["error"]["message"])
+        )
+        (srv.root / "sibling_dep.py").write_text("VALUE = 1\n")
+        assert listing(client)["needs_sibling.py"]["name"] == "needs_sibling"
+        assert "sibling_dep.py" not in listing(client)  # imports no smithers
         # A start still reports it as it always did.
         start = client.post("/v1/runs", json={"workflowPath": "broken.py"})
         assert start.status_code == 400
@@ -163,3 +174,16 @@ def test_a_root_of_one_workflow(spawn: Callable[..., ServerProcess], tmp_path: P
     server = spawn(root=root)
     with server.client() as client:
         assert [item["path"] for item in listing(client).values()] == ["only.py"]
+
+
+def test_a_hung_listing_import_does_not_hold_up_the_server_stopping(
+    spawn: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    root = tmp_path / "hung"
+    root.mkdir()
+    (root / "hung.py").write_text(COUNTED_SLOW)  # never told to go: it hangs for good
+    server = spawn(root=root, args=("--load-timeout", "500"))
+    with server.client() as client:
+        assert listing(client)["hung.py"]["name"] is None
+    server.proc.terminate()
+    assert server.proc.wait(timeout=30) is not None  # the import is abandoned, not awaited
