@@ -72,10 +72,8 @@ class Streams:
         self.frames: asyncio.Queue[tuple[dict[str, Any], int]] = asyncio.Queue()
 
     def __call__(self, frame: dict[str, Any], received: int) -> None:
-        if frame.get("type") == "event" and frame.get("event") == "run.event":
-            self.frames.put_nowait((frame["payload"], received))
-        elif frame.get("event") == "run.error":
-            raise HttpError(f"run.error: {frame['payload']}")
+        if frame.get("type") == "event" and frame.get("event") in ("run.event", "run.error"):
+            self.frames.put_nowait(({**frame["payload"], "frame": frame["event"]}, received))
 
 
 async def follow(conn: WsConnection, streams: Streams, run_id: str) -> Any:
@@ -86,6 +84,8 @@ async def follow(conn: WsConnection, streams: Streams, run_id: str) -> Any:
         payload, received = await streams.frames.get()
         if payload["streamId"] != opened["streamId"]:
             continue
+        if payload["frame"] == "run.error":
+            raise HttpError(f"run {run_id}: run.error {payload}")
         if payload["seq"] != expected:
             raise HttpError(f"run {run_id}: seq {payload['seq']} where {expected} was due")
         expected += 1
