@@ -38,10 +38,18 @@ def free_port() -> int:
 class ServerProcess:
     """A server in a subprocess, stopped with SIGINT (then SIGKILL) on close."""
 
-    def __init__(self, argv: Sequence[str], port: int, *, cwd: Path = ROOT) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        port: int,
+        *,
+        cwd: Path = ROOT,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.argv = list(argv)
         self.port = port
         self.cwd = cwd
+        self.extra_env = dict(env or {})
         self.log_fd, self.log_path = tempfile.mkstemp(prefix="bench-server-", suffix=".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -50,7 +58,7 @@ class ServerProcess:
         return f"http://{HOST}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = dict(os.environ)
+        env = {**os.environ, **self.extra_env}
         env.setdefault("SMITHERS_LOG_LEVEL", "WARNING")
         self.proc = subprocess.Popen(
             self.argv, cwd=self.cwd, stdout=self.log_fd, stderr=subprocess.STDOUT, env=env
@@ -111,6 +119,14 @@ def smithers_server(db: str, root: Path = ROOT, port: int | None = None) -> Serv
     argv = [sys.executable, "-m", "smithers_cli", "server", "--host", HOST, "--port", str(port)]
     argv += ["--db", db, "--root", str(root)]
     return ServerProcess(argv, port)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process now (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -12,7 +13,12 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from smithers.web.serving import SlowHeadersH11, _httptools_protocol, serve_in_thread
+from smithers.web.serving import (
+    SlowHeadersH11,
+    _httptools_protocol,
+    bind_socket,
+    serve_in_thread,
+)
 
 PROTOCOLS = {"h11": SlowHeadersH11, "httptools": _httptools_protocol()}
 
@@ -105,3 +111,25 @@ def test_shutting_down_ends_open_event_streams_cleanly() -> None:
     assert not handle.thread.is_alive()
     assert read[0] == "retry: 1000" and ": keep-alive" in read and read[-1] == "complete"
     assert slots.open == 0
+
+
+@pytest.mark.anyio
+async def test_connections_on_a_bound_socket_send_without_delay() -> None:
+    # asyncio turns Nagle off only on sockets that say TCP; with it on, a response
+    # written in two parts waits for a delayed ACK (~40 ms a request).
+    sock = bind_socket("127.0.0.1", 0)
+    accepted: list[socket.socket] = []
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer.get_extra_info("socket"))
+
+    server = await asyncio.start_server(connected, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        while not accepted:
+            await asyncio.sleep(0.01)
+        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
