@@ -14,6 +14,9 @@ exited 0, when the block ends. A server started without `--port` gets the free p
 `make run` runs the repository's Makefile with the database in the reader's folder; `make
 test` is what `.ci/run` runs, so CI itself is its test.
 
+A python block whose first line is a comment naming a file (`# app.py`) is also written to
+that file in the reader's folder, for the commands of the document to use.
+
 ```console blocks are terminal sessions: their `$ ` lines run as the lines of an sh block
 (what follows them is sample output, not checked).
 
@@ -101,25 +104,40 @@ def reader_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+# Blocks with top-level `await` run on one event loop that lives through the document (what
+# they start stays usable by the next block); the others run as plain code, so a block may
+# call `anyio.run` itself.
 PYTHON_RUNNER = """\
-import ast, asyncio, inspect, json, sys
+import ast, asyncio, inspect, json, sys, threading
 
-async def main() -> None:
-    namespace = {"__name__": "__main__"}
-    for name, code in json.load(open(sys.argv[1])):
-        compiled = compile(code, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        result = eval(compiled, namespace)
-        if inspect.iscoroutine(result):
-            await result
-
-asyncio.run(main())
+loop = asyncio.new_event_loop()
+threading.Thread(target=loop.run_forever, daemon=True).start()
+namespace = {"__name__": "__main__"}
+for name, code in json.load(open(sys.argv[1])):
+    compiled = compile(code, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    if compiled.co_flags & inspect.CO_COROUTINE:
+        asyncio.run_coroutine_threadsafe(eval(compiled, namespace), loop).result()
+    else:
+        exec(compiled, namespace)
 """
+
+FILE_NAME = re.compile(r"# ([\w./-]+\.py)\n")
+
+
+def write_files(doc: str, folder: Path) -> None:
+    """A python block whose first line names a file (`# app.py`) is that file, for the
+    commands of the document to use."""
+    for block in blocks(ROOT / doc):
+        named = FILE_NAME.match(block.code) if block.lang == "python" else None
+        if named:
+            (folder / named.group(1)).write_text(block.code)
 
 
 def run_python(doc_blocks: list[Block], tmp: Path) -> subprocess.CompletedProcess[str]:
     import json
 
     folder = reader_folder(tmp)
+    write_files(doc_blocks[0].doc, folder)
     env = reader_env(tmp)
     if any(re.search(r"^(async )?def test_", b.code, re.M) for b in doc_blocks):
         module = folder / "test_snippets.py"
@@ -145,7 +163,13 @@ def shell_lines(code: str, lang: str = "sh") -> list[str]:
     pending = ""
     raws = code.splitlines()
     if lang == "console":
-        raws = [r[2:] for r in raws if r.startswith("$ ")]
+        commands: list[str] = []
+        for raw in raws:
+            if raw.startswith("$ "):
+                commands.append(raw[2:])
+            elif commands and commands[-1].endswith("\\"):
+                commands.append(raw)
+        raws = commands
     for raw in raws:
         line = pending + raw
         if line.endswith("\\"):
@@ -261,6 +285,7 @@ class Session:
 
 def run_shell(block: Block, tmp: Path) -> list[str]:
     session = Session(reader_folder(tmp), reader_env(tmp), [], [])
+    write_files(block.doc, session.folder)
     try:
         for line in shell_lines(block.code, block.lang):
             session.run(line)
