@@ -66,9 +66,10 @@ def banner(url: str, root: Path, db: str | None, token_env: str | None) -> list[
     )
     auth = "on" if token_env else "off"
     lines = [f"smithers server on {url} (root {root}, db {where}, auth {auth})"]
+    header = f' -H "Authorization: Bearer ${token_env}"' if token_env else ""
+    lines.append(f"its workflows and their input: curl {url}/v1/workflows{header}")
     workflow = example_workflow(root)
     if workflow is not None:
-        header = f' -H "Authorization: Bearer ${token_env}"' if token_env else ""
         body = shlex.quote(json.dumps({"workflowPath": workflow, "input": {}}))
         lines.append(
             f"start a run: curl -X POST {url}/v1/runs{header} "

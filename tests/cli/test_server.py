@@ -3,6 +3,7 @@ the environment's defaults, and databases it cannot open."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -191,7 +192,10 @@ def test_the_banner_carries_the_token_header_not_the_token(tmp_path: Path) -> No
     with serving("--root", str(root), "--token-env", "MY_TOKEN", MY_TOKEN=token) as server:
         banner = "\n".join(server.banner)
         started = curl(server.banner[1], MY_TOKEN=token)
+        listing = next(line for line in server.lines if line.startswith("its workflows"))
+        listed = curl(listing.removeprefix("its workflows and their input: "), MY_TOKEN=token)
         output = server.stop()
+    assert [w["path"] for w in json.loads(listed)] == ["hello.py"]
     assert "auth on" in banner and token not in banner + output
     assert '-H "Authorization: Bearer $MY_TOKEN"' in server.banner[1]
     assert '"runId"' in started  # the line works as printed, the token from the environment
