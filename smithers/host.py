@@ -63,8 +63,10 @@ class RunHost:
         poll_interval: float = 1.0,
         load_timeout_s: float = DEFAULT_LOAD_TIMEOUT_S,
         registry: WorkflowRegistry | None = None,
+        timers: bool = True,
     ) -> None:
         self.registry = registry
+        self.timers = timers  # its runtimes resume runs whose timer came due
         self.root_dir = Path(root_dir).resolve()
         self.allow_network = allow_network
         self.poll_interval = poll_interval
@@ -159,6 +161,7 @@ class RunHost:
             root_dir=str(self.root_dir),
             allow_network=self.allow_network,
             poll_interval=self.poll_interval,
+            timers=self.timers,
         )
         async with runtime:
             self._runtimes[store.url] = runtime

@@ -73,8 +73,10 @@ class Runtime:
         allow_network: bool = False,
         adopt: bool = True,
         poll_interval: float = HEARTBEAT_INTERVAL_S,
+        timers: bool = True,
     ) -> None:
         self.store = store
+        self.timers = timers  # resume parked runs whose timer came due
         self.resolve = resolve
         self.root_dir = root_dir
         self.allow_network = allow_network
@@ -388,7 +390,8 @@ class Runtime:
             read = partial(runs_q.get_run, conn)
             claimable = runs_q.claimable_runs(conn, stale_before=lifecycle.stale_before(now))
             orphaned = [run for run in map(read, ids) if run is not None]
-            due = [run for run in map(read, nodes_q.waiting_timer_due(conn, now)) if run]
+            due_ids = nodes_q.waiting_timer_due(conn, now) if self.timers else []
+            due = [run for run in map(read, due_ids) if run]
         found = [(run, False) for run in (*claimable, *orphaned)] + [(run, True) for run in due]
         return [(run, due) for run, due in found if run.run_id not in self._live]
 

@@ -24,6 +24,11 @@ def add_parser(sub: Any) -> None:
         "--insecure", action="store_true", help="allow a non-loopback bind without auth"
     )
     gateway.add_argument("--log-level", default="warning")
+    gateway.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="only serve: fire no cron schedule and resume no run whose timer came due",
+    )
 
 
 def _import(module: str) -> Any:
@@ -75,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     gateway = load_gateway(args.target)
     if args.db:
         gateway.db = open_store(args.db)  # opened (and migrated) here: a refusal is one line
+    if args.no_scheduler:
+        gateway.scheduler = False
     config = gateway.config(args.port, args.host, insecure=args.insecure, log_level=args.log_level)
     server = uvicorn.Server(config)
     shown = f"[{args.host}]" if ":" in args.host else args.host

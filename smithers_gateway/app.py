@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -16,12 +17,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from smithers.errors import SmithersError
 from smithers.events import Event
 from smithers.host import RunHost
+from smithers.scheduler import Scheduler
 from smithers.web.app import build_app
 
 from .context import GatewayContext
 from .frames import API_VERSION
 from .http import routes
 from .rpc import MethodTable
+from .scheduling import save_registered
 from .sockets import Sockets
 from .ws import websocket_routes
 
@@ -75,15 +78,28 @@ def build(
     metrics_auth: bool,
     drain_timeout_s: float,
     kill_runs: Callable[[], bool],
+    scheduler: Scheduler | None = None,
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         def broadcast(event: Event) -> None:
             sockets.broadcast.publish(event, ctx.metrics.state_version)
 
+        def publish(name: str, payload: dict[str, Any]) -> None:
+            state_version = ctx.metrics.state_version
+            sockets.broadcast.publish_named(name, payload["runId"], payload, state_version)
+
+        ctx.publish = publish
         async with host, ctx.service.feeding(ctx.metrics, broadcast):
             try:
-                yield
+                await save_registered(ctx)
+                async with anyio.create_task_group() as tg:
+                    if scheduler is not None:  # stopped before the runs are drained
+                        tg.start_soon(scheduler.run, ctx.service.require_run_list())
+                    try:
+                        yield
+                    finally:
+                        tg.cancel_scope.cancel()
             finally:
                 with anyio.CancelScope(shield=True):
                     await drain(host, ctx, kill_runs=kill_runs(), timeout_s=drain_timeout_s)

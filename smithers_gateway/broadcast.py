@@ -1,5 +1,6 @@
 """Broadcast events: what the runs this process drives do (`node.*`, `task.output`,
-`approval.*`, `signal.received`, `run.completed`, `run.time_travel_jumped`), pushed to
+`approval.*`, `signal.received`, `run.completed`, `run.time_travel_jumped`) and the
+cron fires (`cron.triggered`, `publish_named`), pushed to
 every authenticated socket allowed `run:read`, or only to those whose `connect` named the
 run in `subscribe`.
 
@@ -68,9 +69,16 @@ class Broadcast:
 
     def publish(self, event: Event, state_version: int) -> None:
         name = pushed_name(event)
-        if name not in BROADCAST or not self.listeners:
+        if name in BROADCAST:
+            self.publish_named(name, event.run_id, broadcast_payload(event), state_version)
+
+    def publish_named(
+        self, name: str, run_id: str, payload: dict[str, Any], state_version: int
+    ) -> None:
+        """An event about run `run_id` (a stored one, or `cron.triggered`)."""
+        if not self.listeners:
             return
-        parts = event_parts(name, broadcast_payload(event), state_version)
+        parts = event_parts(name, payload, state_version)
         for listener in list(self.listeners.values()):
-            if listener.runs is None or event.run_id in listener.runs:
+            if listener.runs is None or run_id in listener.runs:
                 listener.outbox.encoded_event(parts)

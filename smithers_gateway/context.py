@@ -4,7 +4,7 @@ metrics and limits, and who it is (`identity`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,8 @@ class GatewayContext:
     features: tuple[str, ...] = FEATURES
     version: str = field(default_factory=_version)
     started_at_ms: int = field(default_factory=now_ms)
+    # Pushes a broadcast event that is no run event (`cron.triggered`): set by the app.
+    publish: Callable[[str, dict[str, Any]], None] = lambda name, payload: None
 
     def authenticate(self, headers: Mapping[str, str], token: str | None = None) -> Principal:
         """The caller of a request (or WebSocket `connect`), or UNAUTHORIZED: a browser

@@ -17,13 +17,14 @@ from smithers.definition import SmithersWorkflow
 from smithers.errors import SmithersError
 from smithers.host import RunHost
 from smithers.registry import WorkflowRegistry
+from smithers.scheduler import Scheduler, poll_interval_s
 from smithers.service import RunService
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
 from smithers.web.identity import authenticator
 from smithers.web.run_endpoints import Limits
 from smithers.web.serving import check_bind, uvicorn_config
 
-from . import human_methods, read_methods, run_methods
+from . import cron_methods, human_methods, read_methods, run_methods, scheduling
 from .app import build, drain
 from .context import GatewayContext
 from .metrics import GatewayMetrics
@@ -64,6 +65,8 @@ class Gateway:
         allow_network: bool = False,
         poll_interval: float = 1.0,
         auth_deadline_ms: int = 10_000,
+        scheduler: bool = True,
+        scheduler_poll_ms: int | None = None,
     ) -> None:
         self.authenticator = authenticator(auth)  # a bad setting fails here, not per request
         self.heartbeat_ms = _positive("heartbeat_ms", heartbeat_ms)
@@ -80,14 +83,21 @@ class Gateway:
         self.metrics_auth = metrics_auth
         self.allow_network = allow_network
         self.poll_interval = poll_interval
+        # Fire cron rows and resume runs whose timer came due (False: only serve).
+        self.scheduler = scheduler
+        self.scheduler_poll_ms = (
+            None if scheduler_poll_ms is None else _positive("scheduler_poll_ms", scheduler_poll_ms)
+        )
         self.registry = WorkflowRegistry()
         self.methods = MethodTable()
         self.methods.add_all([*run_methods.METHODS, *human_methods.METHODS, *read_methods.METHODS])
+        self.methods.add_all(cron_methods.METHODS)
         self._db: Db = db if db is not None else f"sqlite:///{self.workspace_root / 'smithers.db'}"
         self._app: Starlette | None = None
         self._context: GatewayContext | None = None
         self._host: RunHost | None = None
         self._server: GatewayServer | None = None
+        self._scheduler: Scheduler | None = None
         self._sockets = Sockets(
             SocketSettings(
                 heartbeat_ms=self.heartbeat_ms,
@@ -121,7 +131,9 @@ class Gateway:
         **options: Any,
     ) -> Self:
         """Serve `workflow` as `key` (`launchRun {"workflow": key}`). `options` (schedule,
-        timezone, webhook, ui) are kept for the plugins that read them."""
+        timezone, webhook, ui) are kept for the plugins that read them; `schedule` (a cron
+        pattern, in `timezone`, UTC by default) becomes the cron row `gateway:<key>`."""
+        scheduling.check_schedule(options)
         self.registry.add(
             key, workflow, readable_name=readable_name, description=description, **options
         )
@@ -145,6 +157,7 @@ class Gateway:
                 allow_network=self.allow_network,
                 poll_interval=self.poll_interval,
                 registry=self.registry,
+                timers=self.scheduler,
             )
             self._context = GatewayContext(
                 service=RunService.for_host(self._host, window_size=self.event_window_size),
@@ -166,8 +179,17 @@ class Gateway:
                 metrics_auth=self.metrics_auth,
                 drain_timeout_s=self.drain_timeout_ms / 1000,
                 kill_runs=lambda: self._kill_runs,
+                scheduler=self._new_scheduler(self._context),
             )
         return self._app
+
+    def _new_scheduler(self, context: GatewayContext) -> Scheduler | None:
+        if not self.scheduler:
+            return None
+        poll_ms = self.scheduler_poll_ms
+        poll_s = poll_interval_s(self.heartbeat_ms) if poll_ms is None else poll_ms / 1000
+        self._scheduler = scheduling.scheduler(context, poll_s)
+        return self._scheduler
 
     def config(
         self,
@@ -220,6 +242,8 @@ class Gateway:
         `drain_timeout_ms`), or are cancelled with `kill_runs`; a served gateway then stops
         listening. A mounted one keeps answering HTTP until its host app ends its lifespan."""
         self._kill_runs = kill_runs
+        if self._scheduler is not None:
+            self._scheduler.stop()
         await self._sockets.close_all(CLOSE_SOCKETS_S)
         server, self._server = self._server, None
         if server is not None:

@@ -23,6 +23,12 @@ class GatewayMetrics(Metrics):
             "smithers_gateway_connections", "Open authenticated WebSocket connections", registry=r
         )
         self.streams = Gauge("smithers_gateway_streams", "Open run event streams", registry=r)
+        self.cron_fires = Counter(
+            "smithers_gateway_cron_fires_total",
+            "Cron fires this process claimed, by outcome (started or failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.state_version = 0
 
     def observe_event(self, event: Event) -> None:
