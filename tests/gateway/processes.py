@@ -1,5 +1,6 @@
 """A Gateway in its own process: `smithers gateway app.py:gateway --db ...` serving the
-test workflows with the test tokens, stopped with Ctrl-C (its runs park)."""
+test workflows with the test tokens (or an app of the test's), stopped with Ctrl-C (its
+runs park)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -28,17 +30,38 @@ APP = textwrap.dedent(
 )
 
 
+@dataclass
+class GatewayProcess:
+    url: str
+    proc: subprocess.Popen[str]
+
+
 @asynccontextmanager
 async def gateway_process(tmp_path: Path, db: str) -> AsyncIterator[str]:
     """Start it on a free port and yield its URL once `/health` answers."""
-    (tmp_path / "gateway_app.py").write_text(APP)
+    async with started_gateway(tmp_path, db) as started:
+        yield started.url
+
+
+@asynccontextmanager
+async def started_gateway(
+    tmp_path: Path,
+    db: str,
+    *,
+    app: str = APP,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[GatewayProcess]:
+    """`smithers gateway` serving `app` (the source of `gateway_app.py`) with `args`;
+    stopped with Ctrl-C afterwards unless it has ended (a test may SIGKILL it)."""
+    (tmp_path / "gateway_app.py").write_text(app)
     port = free_port()
-    env = {"PYTHONPATH": f"{ROOT}:{tmp_path}"}
+    paths = {"PYTHONPATH": f"{ROOT}:{tmp_path}"}
     command = [sys.executable, "-m", "smithers_cli", "gateway", "gateway_app:gateway"]
     proc = subprocess.Popen(
-        [*command, "--port", str(port), "--db", db],
+        [*command, "--port", str(port), "--db", db, *args],
         cwd=tmp_path,
-        env={**os.environ, **env},
+        env={**os.environ, **paths, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -54,7 +77,8 @@ async def gateway_process(tmp_path: Path, db: str) -> AsyncIterator[str]:
                             break
                     except httpx.TransportError:
                         await anyio.sleep(0.05)
-        yield url
+        yield GatewayProcess(url, proc)
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=30))

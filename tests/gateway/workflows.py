@@ -1,6 +1,6 @@
 """Workflows the gateway tests register: one that reports its `ctx.auth`, one with
 restricted approvals of each kind, one that waits for a signal, one that waits on a gate,
-one whose task fails once."""
+one whose task fails once, one a schedule starts, one that waits on a 2 s timer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from smithers import Approval, Parallel, Signal, Task, Workflow, create_smithers
+from smithers import Approval, Parallel, Signal, Task, Timer, Workflow, create_smithers
 
 
 class Greeting(BaseModel):
@@ -132,5 +132,22 @@ def flaky(ctx: Any) -> Workflow:
         [
             Task("prep", output=outputs.gw_greeting, run={"message": "prepared"}),
             Task("shaky", output=outputs.gw_greeting, run=_fails_once(Path(ctx.input["flag"]))),
+        ],
+    )
+
+
+@smithers
+def tick(ctx: Any) -> Workflow:
+    return Workflow("tick", [Task("done", output=outputs.gw_greeting, run={"message": "tick"})])
+
+
+@smithers
+def timed(ctx: Any) -> Workflow:
+    return Workflow(
+        "timed",
+        [
+            Task("before", output=outputs.gw_greeting, run={"message": "waiting"}),
+            Timer("wait", duration_ms=2000),
+            Task("after", output=outputs.gw_greeting, run={"message": "woke"}),
         ],
     )
