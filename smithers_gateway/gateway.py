@@ -83,8 +83,7 @@ class Gateway:
         self.metrics_auth = metrics_auth
         self.allow_network = allow_network
         self.poll_interval = poll_interval
-        # Fire cron rows and resume runs whose timer came due (False: only serve).
-        self.scheduler = scheduler
+        self._scheduling = scheduler
         self.scheduler_poll_ms = (
             None if scheduler_poll_ms is None else _positive("scheduler_poll_ms", scheduler_poll_ms)
         )
@@ -109,6 +108,18 @@ class Gateway:
         self._kill_runs = False
 
     # -- configuration (chainable) ---------------------------------------------------------
+
+    @property
+    def scheduler(self) -> bool:
+        """Fire cron rows and resume runs whose timer came due (False: only serve)."""
+        return self._scheduling
+
+    @scheduler.setter
+    def scheduler(self, value: bool) -> None:
+        """Settable until `.app` is built (the CLI's `--no-scheduler`)."""
+        if self._app is not None:
+            raise SmithersError("INVALID_REQUEST", "the gateway's app is built: set it before")
+        self._scheduling = value
 
     @property
     def db(self) -> Db:
