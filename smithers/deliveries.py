@@ -42,7 +42,7 @@ def signal_targets(
             if run is None or run.status in TERMINAL:
                 return []
             return [run_id] if run.config.get(CONFIG_KEY) == workflow_key else []
-        waiting = webhooks_q.waiting_on_signal(conn, workflow_key, signal)
+        waiting = webhooks_q.waiting_on_signal(conn, signal)
     found: list[str] = []
     for row in waiting:
         if row["config"].get(CONFIG_KEY) != workflow_key or row["runId"] in found:

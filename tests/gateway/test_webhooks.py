@@ -9,7 +9,7 @@ import hmac
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ def deploy(ctx: Any) -> Workflow:
     return Workflow(
         "deploy",
         [
-            Signal("ci", output=outputs.hook_ci),
+            Signal("ci", output=outputs.hook_ci, correlation_id=ctx.input.get("sha")),
             Task("report", output=outputs.hook_deployed, run={"message": f"{ctx.input['ref']}"}),
         ],
     )
@@ -62,16 +62,21 @@ HOOKS: dict[str, dict[str, Any]] = {
     },
     # A run named by the body; no run started.
     "by-run": {"secret": SECRET, "signal": {"name": "ci", "runIdPath": "run.id"}},
+    # Every run waiting for the commit the body names.
+    "by-sha": {
+        "secret": SECRET,
+        "signal": {"name": "ci", "correlationIdPath": "sha", "payloadPath": "check"},
+    },
     # A signed timestamp: `t.body`.
     "stamped": {"secret": SECRET, "timestampHeader": "x-timestamp", "run": {}},
 }
 
 
 @asynccontextmanager
-async def webhook_gateway(db_path: Path) -> AsyncIterator[Running]:
+async def webhook_gateway(db_path: Path, db: str | None = None) -> AsyncIterator[Running]:
     gateway = Gateway(
         auth=TOKEN_AUTH,
-        db=f"sqlite:///{db_path}",
+        db=db or f"sqlite:///{db_path}",
         workspace_root=db_path.parent,
         max_body_bytes=MAX_BODY,
     )
@@ -172,6 +177,32 @@ async def test_no_waiting_run_starts_one_then_the_next_delivery_signals_it(db_pa
             assert len(await rpc("listRuns")) == 2
 
 
+async def test_a_signal_goes_to_every_run_waiting_for_it(db_path: Path) -> None:
+    async with webhook_gateway(db_path) as gateway:
+        client, rpc = clients(gateway)
+        async with client:
+            runs = {
+                sha: [
+                    (await rpc("launchRun", workflow="by-sha", input={"ref": sha, "sha": sha}))[
+                        "runId"
+                    ]
+                    for _ in range(2)
+                ]
+                for sha in ("a", "b")
+            }
+            for run_id in [*runs["a"], *runs["b"]]:
+                await rpc.wait_status(run_id, "waiting-event")
+            res = await post(client, "by-sha", {"sha": "a", "check": {"status": "green"}})
+            assert res.status_code == 200, res.text
+            delivered = res.json()["delivered"]
+            assert sorted(d["runId"] for d in delivered) == sorted(runs["a"])
+            assert {d["correlationId"] for d in delivered} == {"a"}
+            for run_id in runs["a"]:
+                await rpc.wait_status(run_id, "finished")
+            for run_id in runs["b"]:
+                assert (await rpc("getRun", runId=run_id))["status"] == "waiting-event"
+
+
 async def test_a_run_id_path_names_the_one_run_signalled(db_path: Path) -> None:
     async with webhook_gateway(db_path) as gateway:
         client, rpc = clients(gateway)
@@ -199,14 +230,16 @@ async def test_a_run_id_path_names_the_one_run_signalled(db_path: Path) -> None:
 
 
 async def test_a_replayed_delivery_id_is_refused_by_every_gateway_on_the_database(
-    db_path: Path,
+    db_path: Path, new_db_url: Callable[[], str]
 ) -> None:
-    async with webhook_gateway(db_path) as one, webhook_gateway(db_path) as two:
+    db = new_db_url()  # a SQLite file or a PostgreSQL schema, for two gateways
+    async with webhook_gateway(db_path, db) as one, webhook_gateway(db_path, db) as two:
         (client_one, rpc), (client_two, _) = clients(one), clients(two)
         async with client_one, client_two:
             payload = {"push": {"ref": "main"}}
             res = await post(client_one, "deploy", payload, x_github_delivery="d-1")
-            assert res.status_code == 200 and res.json()["started"] is not None
+            assert res.status_code == 200, res.text
+            assert res.json()["started"] is not None
             for client in (client_one, client_two):
                 res = await post(client, "deploy", payload, x_github_delivery="d-1")
                 assert res.status_code == 200
