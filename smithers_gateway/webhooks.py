@@ -19,11 +19,11 @@ once, which is what a replay guard promises.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -36,8 +36,6 @@ from smithers.web.responses import JSONResponse, error_response
 
 from .context import GatewayContext
 from .webhook_config import WebhookConfig, pick, rejection
-
-logger = logging.getLogger("smithers.gateway")
 
 MAX_DELIVERY_ID = 256  # the column's width
 MAX_RUN_ID = 128
@@ -88,7 +86,10 @@ def read_delivery(config: WebhookConfig, body: Any) -> Delivery:
     )
 
 
-async def deliver(ctx: GatewayContext, key: str, config: WebhookConfig, d: Delivery) -> Any:
+Delivered = tuple[list[dict[str, Any]], dict[str, Any] | None]
+
+
+async def deliver(ctx: GatewayContext, key: str, config: WebhookConfig, d: Delivery) -> Delivered:
     """`(delivered, started)`: the signals sent, and the run started when none was. It
     raises only when it did nothing."""
     store = ctx.service.require_run_list()
@@ -168,7 +169,8 @@ def webhook_routes(ctx: GatewayContext) -> list[BaseRoute]:
             delivered, started = await deliver(ctx, key, config, delivery)
         except BaseException:
             if delivery_id is not None:  # nothing was done: a retry may try again
-                await store.run(deliveries.release_delivery, store, key, delivery_id)
+                with anyio.CancelScope(shield=True):
+                    await store.run(deliveries.release_delivery, store, key, delivery_id)
             raise
         return JSONResponse({"ok": True, "delivered": delivered, "started": started})
 
