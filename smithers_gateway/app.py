@@ -23,6 +23,7 @@ from .frames import API_VERSION
 from .http import routes
 from .rpc import MethodTable
 from .sockets import Sockets
+from .webhooks import webhook_routes
 from .ws import websocket_routes
 
 logger = logging.getLogger("smithers.gateway")
@@ -89,7 +90,11 @@ def build(
                     await drain(host, ctx, kill_runs=kill_runs(), timeout_s=drain_timeout_s)
 
     app = build_app(
-        [*routes(ctx, table, metrics_auth=metrics_auth), *websocket_routes(ctx, table, sockets)],
+        [
+            *routes(ctx, table, metrics_auth=metrics_auth),
+            *webhook_routes(ctx),
+            *websocket_routes(ctx, table, sockets),
+        ],
         token=None,
         insecure=False,
         metrics=ctx.metrics,  # its /metrics comes after ours, when we have one

@@ -30,6 +30,7 @@ from .metrics import GatewayMetrics
 from .rpc import MethodTable
 from .server import GatewayServer, serve
 from .sockets import Sockets, SocketSettings
+from .webhook_config import parse_config
 
 Db = str | Engine | Store
 CLOSE_SOCKETS_S = 5.0  # for sockets to take their queued frames and the close frame
@@ -121,7 +122,10 @@ class Gateway:
         **options: Any,
     ) -> Self:
         """Serve `workflow` as `key` (`launchRun {"workflow": key}`). `options` (schedule,
-        timezone, webhook, ui) are kept for the plugins that read them."""
+        timezone, webhook, ui) are kept for the plugins that read them; a `webhook` is
+        checked here (see docs/gateway.md, Webhooks)."""
+        if options.get("webhook") is not None:
+            options["webhook"] = parse_config(key, options["webhook"])
         self.registry.add(
             key, workflow, readable_name=readable_name, description=description, **options
         )
