@@ -23,7 +23,7 @@ from smithers.web.identity import authenticator
 from smithers.web.run_endpoints import Limits
 from smithers.web.serving import check_bind, uvicorn_config
 
-from . import human_methods, read_methods, run_methods
+from . import human_methods, read_methods, run_methods, timetravel_methods
 from .app import build, drain
 from .context import GatewayContext
 from .metrics import GatewayMetrics
@@ -83,6 +83,7 @@ class Gateway:
         self.registry = WorkflowRegistry()
         self.methods = MethodTable()
         self.methods.add_all([*run_methods.METHODS, *human_methods.METHODS, *read_methods.METHODS])
+        self.methods.add_all(timetravel_methods.METHODS)
         self._db: Db = db if db is not None else f"sqlite:///{self.workspace_root / 'smithers.db'}"
         self._app: Starlette | None = None
         self._context: GatewayContext | None = None
