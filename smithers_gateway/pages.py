@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from smithers.errors import SmithersError
+from smithers.registry import KEY_PATTERN
 from smithers.web.responses import error_response
 
 from .frames import API_VERSION
@@ -118,8 +119,9 @@ class Pages:
         self._by_key: dict[str, Page] = {}
 
     def check(self, key: str, ui: Any) -> Page | None:
-        """The page `ui` describes (None for no `ui`), or INVALID_REQUEST."""
-        if ui is None or ui is False:
+        """The page `ui` describes (None for no `ui`, or a key the registry will refuse),
+        or INVALID_REQUEST."""
+        if ui is None or ui is False or not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
             return None
         if not isinstance(ui, Mapping):
             raise _invalid(key, "give a dict: {'path', 'title', 'static_dir' or 'html', 'props'}")

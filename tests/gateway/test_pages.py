@@ -218,3 +218,15 @@ def test_bad_pages_are_refused_at_register(tmp_path: Path, ui: Any) -> None:
     assert "page" not in gateway.registry  # nothing registered: the key is free again
     gateway.register("page", workflows.hello, ui={"path": "/fine/page_1:v2.x-y", "html": ""})
     assert gateway.pages.path_of("page") == "/fine/page_1:v2.x-y"
+
+
+def test_a_bad_key_is_refused_as_a_key(tmp_path: Path) -> None:
+    gateway = Gateway(workspace_root=tmp_path)
+    with pytest.raises(SmithersError) as info:
+        gateway.register("no good", workflows.hello, ui={"html": ""})
+    assert "workflow key" in info.value.message
+    gateway.register("twice", workflows.hello, ui={"html": ""})
+    with pytest.raises(SmithersError) as info:
+        gateway.register("twice", workflows.hello)
+    assert "registered already" in info.value.message
+    assert gateway.pages.path_of("twice") == "/workflows/twice"  # the first one's page stays
