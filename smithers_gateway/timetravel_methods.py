@@ -57,7 +57,7 @@ async def rewind_run(call: Call, p: RewindRun) -> dict[str, Any]:
         "newFrameNo": rewound.frame_no,
         "deletedFrames": rewound.deleted_frames,
         "deletedAttempts": rewound.deleted_attempts,
-        "durationMs": round((time.perf_counter() - started) * 1000, 3),
+        "durationMs": round((time.perf_counter() - started) * 1000),
     }
 
 
