@@ -21,6 +21,7 @@ from smithers.web.app import build_app
 from .context import GatewayContext
 from .frames import API_VERSION
 from .http import routes
+from .pages import PageRoutes
 from .rpc import MethodTable
 from .sockets import Sockets
 from .webhooks import webhook_routes
@@ -101,6 +102,7 @@ def build(
         lifespan=lifespan,
         own_auth=not ctx.is_open,
     )
+    app.router.routes.append(PageRoutes(ctx.pages))  # workflow pages, found per request
     app.add_middleware(ApiVersionHeader)
     app.state.smithers_gateway = ctx
     return app

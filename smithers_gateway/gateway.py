@@ -23,10 +23,11 @@ from smithers.web.identity import authenticator
 from smithers.web.run_endpoints import Limits
 from smithers.web.serving import check_bind, uvicorn_config
 
-from . import human_methods, read_methods, run_methods
+from . import human_methods, read_methods, run_methods, timetravel_methods
 from .app import build, drain
 from .context import GatewayContext
 from .metrics import GatewayMetrics
+from .pages import Pages
 from .rpc import MethodTable
 from .server import GatewayServer, serve
 from .sockets import Sockets, SocketSettings
@@ -40,6 +41,12 @@ def _positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise SmithersError("INVALID_REQUEST", f"{name} must be a positive integer")
     return value
+
+
+def _console_paths(operator_ui: Any) -> list[str]:
+    """The operator console's path, which no workflow page may take."""
+    path = operator_ui.get("path") if isinstance(operator_ui, Mapping) else None
+    return [path] if isinstance(path, str) else []
 
 
 class Gateway:
@@ -82,8 +89,10 @@ class Gateway:
         self.allow_network = allow_network
         self.poll_interval = poll_interval
         self.registry = WorkflowRegistry()
+        self.pages = Pages(self.workspace_root, _console_paths(operator_ui))
         self.methods = MethodTable()
         self.methods.add_all([*run_methods.METHODS, *human_methods.METHODS, *read_methods.METHODS])
+        self.methods.add_all(timetravel_methods.METHODS)
         self._db: Db = db if db is not None else f"sqlite:///{self.workspace_root / 'smithers.db'}"
         self._app: Starlette | None = None
         self._context: GatewayContext | None = None
@@ -123,12 +132,16 @@ class Gateway:
     ) -> Self:
         """Serve `workflow` as `key` (`launchRun {"workflow": key}`). `options` (schedule,
         timezone, webhook, ui) are kept for the plugins that read them; a `webhook` is
-        checked here (see docs/gateway.md, Webhooks)."""
+        checked here (see docs/gateway.md, Webhooks), and `ui` mounts the workflow's page
+        (`pages`), its path checked here too."""
         if options.get("webhook") is not None:
             options["webhook"] = parse_config(key, options["webhook"])
+        page = self.pages.check(key, options.get("ui"))
         self.registry.add(
             key, workflow, readable_name=readable_name, description=description, **options
         )
+        if page is not None:
+            self.pages.add(page)
         return self
 
     def extend(self, namespace: str, methods: Mapping[str, Any]) -> Self:
@@ -153,6 +166,7 @@ class Gateway:
             self._context = GatewayContext(
                 service=RunService.for_host(self._host, window_size=self.event_window_size),
                 registry=self.registry,
+                pages=self.pages,
                 authenticator=self.authenticator,
                 metrics=GatewayMetrics(),
                 limits=Limits(
