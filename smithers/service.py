@@ -225,15 +225,34 @@ class RunService:
         await self.runs.released(at)
         return retried
 
-    async def rewind(self, run: str | Located, frame_no: int, *, caller: str | None = None) -> int:
+    async def rewind(
+        self,
+        run: str | Located,
+        frame_no: int,
+        *,
+        caller: str | None = None,
+        principal: Principal | None = None,
+    ) -> timetravel.Rewound:
+        """Forget what followed `frame_no`; the run goes on from there (adopted by this
+        host's runtime). `principal`: only an admin or the run's starter may."""
         at = await self._at(run)
-        run_id = at.run_id
-        return await at.store.run(timetravel.rewind_run, at.store, run_id, frame_no, caller)
+        return await at.store.run(
+            timetravel.rewind_run, at.store, at.run_id, frame_no, caller, principal
+        )
 
-    async def fork(self, run: str | Located, frame_no: int, new_run_id: str | None = None) -> str:
+    async def fork(
+        self,
+        run: str | Located,
+        frame_no: int,
+        new_run_id: str | None = None,
+        *,
+        auth: dict[str, Any] | None = None,
+    ) -> str:
+        """A new run with the run's state up to `frame_no`, driven on by this host."""
         at = await self._at(run)
-        run_id = at.run_id
-        return await at.store.run(timetravel.fork_run, at.store, run_id, frame_no, new_run_id)
+        return await at.store.run(
+            timetravel.fork_run, at.store, at.run_id, frame_no, new_run_id, auth
+        )
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ def send_signal(
         tx.emit(run_id, "SignalReceived", signalName=name, seq=seq, correlationId=correlation_id)
         tx.touch(run_id)
         waiting = nodes_q.nodes_in_states(tx.conn, run_id, ("waiting-event",))
-        if any(_awaits(n.wait or {}, name, correlation_id) for n in waiting):
+        if any(awaits(n.wait or {}, name, correlation_id) for n in waiting):
             release_parked(tx, run)
         received_at = tx.now
     return {
@@ -98,7 +98,7 @@ def _check_payload(
     waiting = {
         n.node_id
         for n in nodes_q.nodes_in_states(tx.conn, run_id, ("waiting-event",))
-        if _awaits(n.wait or {}, name, correlation_id)
+        if awaits(n.wait or {}, name, correlation_id)
     }
     if waiting:
         candidates = [p for p in elements if p.get("id") in waiting]
@@ -143,7 +143,7 @@ def _signal_elements(tx: Tx, run_id: str) -> list[dict[str, Any]]:
     return found
 
 
-def _awaits(wait: dict[str, Any], name: str, correlation_id: str | None) -> bool:
+def awaits(wait: dict[str, Any], name: str, correlation_id: str | None) -> bool:
     """Whether a node waiting with `wait` is resolved by this signal."""
     wanted = wait.get("correlationId")
     return wait.get("signal") == name and (wanted is None or wanted == correlation_id)

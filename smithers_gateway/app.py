@@ -23,9 +23,11 @@ from smithers.web.app import build_app
 from .context import GatewayContext
 from .frames import API_VERSION
 from .http import routes
+from .pages import PageRoutes
 from .rpc import MethodTable
 from .scheduling import save_registered
 from .sockets import Sockets
+from .webhooks import webhook_routes
 from .ws import websocket_routes
 
 logger = logging.getLogger("smithers.gateway")
@@ -105,13 +107,18 @@ def build(
                     await drain(host, ctx, kill_runs=kill_runs(), timeout_s=drain_timeout_s)
 
     app = build_app(
-        [*routes(ctx, table, metrics_auth=metrics_auth), *websocket_routes(ctx, table, sockets)],
+        [
+            *routes(ctx, table, metrics_auth=metrics_auth),
+            *webhook_routes(ctx),
+            *websocket_routes(ctx, table, sockets),
+        ],
         token=None,
         insecure=False,
         metrics=ctx.metrics,  # its /metrics comes after ours, when we have one
         lifespan=lifespan,
         own_auth=not ctx.is_open,
     )
+    app.router.routes.append(PageRoutes(ctx.pages))  # workflow pages, found per request
     app.add_middleware(ApiVersionHeader)
     app.state.smithers_gateway = ctx
     return app

@@ -17,6 +17,7 @@ from smithers.web.identity import Authenticator
 from smithers.web.run_endpoints import Limits
 
 from .metrics import GatewayMetrics
+from .pages import Pages
 
 PROTOCOL = 1
 FEATURES = ("runs", "approvals", "signals", "inspection", "http-rpc")
@@ -38,6 +39,7 @@ class GatewayContext:
     authenticator: Authenticator
     metrics: GatewayMetrics
     limits: Limits
+    pages: Pages = field(default_factory=Pages)
     features: tuple[str, ...] = FEATURES
     version: str = field(default_factory=_version)
     started_at_ms: int = field(default_factory=now_ms)
@@ -66,15 +68,8 @@ class GatewayContext:
                 "key": entry.key,
                 "readableName": entry.readable_name,
                 "description": entry.description,
-                "hasUi": entry.options.get("ui") is not None,
-                "uiPath": _ui_path(entry.key, entry.options.get("ui")),
+                "hasUi": self.pages.path_of(entry.key) is not None,
+                "uiPath": self.pages.path_of(entry.key),
             }
             for entry in self.registry.entries()
         ]
-
-
-def _ui_path(key: str, ui: Any) -> str | None:
-    if ui is None or ui is False:
-        return None
-    path = ui.get("path") if isinstance(ui, Mapping) else None
-    return str(path) if path else f"/workflows/{key}"

@@ -24,13 +24,22 @@ from smithers.web.identity import authenticator
 from smithers.web.run_endpoints import Limits
 from smithers.web.serving import check_bind, uvicorn_config
 
-from . import cron_methods, human_methods, read_methods, run_methods, scheduling
+from . import (
+    cron_methods,
+    human_methods,
+    read_methods,
+    run_methods,
+    scheduling,
+    timetravel_methods,
+)
 from .app import build, drain
 from .context import GatewayContext
 from .metrics import GatewayMetrics
+from .pages import Pages
 from .rpc import MethodTable
 from .server import GatewayServer, serve
 from .sockets import Sockets, SocketSettings
+from .webhook_config import parse_config
 
 Db = str | Engine | Store
 CLOSE_SOCKETS_S = 5.0  # for sockets to take their queued frames and the close frame
@@ -40,6 +49,12 @@ def _positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise SmithersError("INVALID_REQUEST", f"{name} must be a positive integer")
     return value
+
+
+def _console_paths(operator_ui: Any) -> list[str]:
+    """The operator console's path, which no workflow page may take."""
+    path = operator_ui.get("path") if isinstance(operator_ui, Mapping) else None
+    return [path] if isinstance(path, str) else []
 
 
 class Gateway:
@@ -88,8 +103,10 @@ class Gateway:
             None if scheduler_poll_ms is None else _positive("scheduler_poll_ms", scheduler_poll_ms)
         )
         self.registry = WorkflowRegistry()
+        self.pages = Pages(self.workspace_root, _console_paths(operator_ui))
         self.methods = MethodTable()
         self.methods.add_all([*run_methods.METHODS, *human_methods.METHODS, *read_methods.METHODS])
+        self.methods.add_all(timetravel_methods.METHODS)
         self.methods.add_all(cron_methods.METHODS)
         self._db: Db = db if db is not None else f"sqlite:///{self.workspace_root / 'smithers.db'}"
         self._app: Starlette | None = None
@@ -142,12 +159,19 @@ class Gateway:
         **options: Any,
     ) -> Self:
         """Serve `workflow` as `key` (`launchRun {"workflow": key}`). `options` (schedule,
-        timezone, webhook, ui) are kept for the plugins that read them; `schedule` (a cron
-        pattern, in `timezone`, UTC by default) becomes the cron row `gateway:<key>`."""
+        timezone, webhook, ui) are kept for the plugins that read them; a `webhook` is
+        checked here (see docs/gateway.md, Webhooks), and `ui` mounts the workflow's page
+        (`pages`), its path checked here too; `schedule` (a cron pattern, in `timezone`, UTC
+        by default) becomes the cron row `gateway:<key>`."""
         scheduling.check_schedule(options)
+        if options.get("webhook") is not None:
+            options["webhook"] = parse_config(key, options["webhook"])
+        page = self.pages.check(key, options.get("ui"))
         self.registry.add(
             key, workflow, readable_name=readable_name, description=description, **options
         )
+        if page is not None:
+            self.pages.add(page)
         return self
 
     def extend(self, namespace: str, methods: Mapping[str, Any]) -> Self:
@@ -173,6 +197,7 @@ class Gateway:
             self._context = GatewayContext(
                 service=RunService.for_host(self._host, window_size=self.event_window_size),
                 registry=self.registry,
+                pages=self.pages,
                 authenticator=self.authenticator,
                 metrics=GatewayMetrics(),
                 limits=Limits(

@@ -23,6 +23,12 @@ class GatewayMetrics(Metrics):
             "smithers_gateway_connections", "Open authenticated WebSocket connections", registry=r
         )
         self.streams = Gauge("smithers_gateway_streams", "Open run event streams", registry=r)
+        self.webhooks_rejected = Counter(
+            "smithers_gateway_webhooks_rejected",
+            "Webhook deliveries refused, by reason (signature, timestamp, body_too_large, ...)",
+            ["reason"],
+            registry=r,
+        )
         self.cron_fires = Counter(
             "smithers_gateway_cron_fires_total",
             "Cron fires this process claimed, by outcome (started or failed)",

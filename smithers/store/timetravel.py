@@ -28,24 +28,27 @@ def last_frame_no(conn: Connection, run_id: str) -> int | None:
 
 def forget_after(
     conn: Connection, run_id: str, frame_no: int, output_tables: dict[str, sa.Table]
-) -> None:
+) -> tuple[int, int]:
     """Delete the nodes that first became ready after `frame_no` with their attempts,
-    approvals and outputs, free the signals they consumed, and drop later loops and frames."""
+    approvals and outputs, free the signals they consumed, and drop later loops and frames;
+    returns how many frames and attempts went."""
     later = conn.execute(
         sa.select(t.nodes.c.node_id, t.nodes.c.iteration, t.nodes.c.output_table).where(
             t.nodes.c.run_id == run_id, t.nodes.c.first_frame_no > frame_no
         )
     ).all()
+    attempts = 0
     for node_id, iteration, output_table in later:
         out = output_tables.get(output_table or "")
         for table in (t.nodes, t.attempts, t.approvals, *([out] if out is not None else [])):
-            conn.execute(
+            deleted = conn.execute(
                 sa.delete(table).where(
                     table.c.run_id == run_id,
                     table.c.node_id == node_id,
                     table.c.iteration == iteration,
                 )
             )
+            attempts += deleted.rowcount if table is t.attempts else 0
         conn.execute(
             sa.update(t.signals)
             .where(
@@ -58,9 +61,10 @@ def forget_after(
     conn.execute(
         sa.delete(t.loops).where(t.loops.c.run_id == run_id, t.loops.c.first_frame_no > frame_no)
     )
-    conn.execute(
+    frames = conn.execute(
         sa.delete(t.frames).where(t.frames.c.run_id == run_id, t.frames.c.frame_no > frame_no)
     )
+    return frames.rowcount, attempts
 
 
 def copy_until(

@@ -30,6 +30,7 @@ from smithers import (
 )
 from smithers.principal import Principal
 from smithers.queries import list_frames, run_view
+from smithers.timetravel import Rewound, rewind_run
 from tests.helpers import EXAMPLES, assert_contiguous, event_types, eventually
 
 pytestmark = pytest.mark.anyio
@@ -226,6 +227,40 @@ async def test_fork_copies_finished_work_into_a_new_run(store: Store) -> None:
     with pytest.raises(SmithersError) as info:
         await fork(store, parked.run_id, 0, "forked-1")
     assert info.value.code == "RUN_ALREADY_EXISTS"
+
+
+@smithers
+def three_steps(ctx):
+    """One frame per step: each task appears once the one before it has an output."""
+    nodes = [Task("one", output=outputs.note, run={"text": "one"})]
+    for before, name in (("one", "two"), ("two", "three")):
+        if ctx.output_maybe(outputs.note, before) is not None:
+            nodes.append(Task(name, output=outputs.note, run={"text": name}))
+    return Workflow("three", nodes)
+
+
+async def test_rewind_counts_what_it_forgets_and_checks_the_caller(store: Store) -> None:
+    async with Runtime(store) as rt:
+        done = await rt.wait(await rt.start(three_steps, auth={"triggeredBy": "ann"}))
+    assert done.status == "finished"
+    assert [f["frameNo"] for f in list_frames(store, done.run_id)] == [2, 1, 0]
+    with pytest.raises(SmithersError) as info:
+        await store.run(rewind_run, store, done.run_id, 0, "eve", Principal(user_id="eve"))
+    assert info.value.code == "FORBIDDEN"
+    with pytest.raises(SmithersError) as info:
+        await store.run(rewind_run, store, done.run_id, 3, "ann", Principal(user_id="ann"))
+    assert info.value.code == "INVALID_REQUEST"
+    assert len(list_frames(store, done.run_id)) == 3  # nothing was forgotten
+    rewound = await store.run(rewind_run, store, done.run_id, 1, "root", Principal(role="admin"))
+    assert rewound == Rewound(frame_no=1, deleted_frames=1, deleted_attempts=1)
+    view = run_view(store, done.run_id)
+    assert view is not None and view["status"] == "running"
+    rewound = await store.run(rewind_run, store, done.run_id, 0, "ann", Principal(user_id="ann"))
+    assert rewound == Rewound(frame_no=0, deleted_frames=1, deleted_attempts=1)
+    with pytest.raises(SmithersError) as info:
+        await fork(store, done.run_id, 4)
+    assert info.value.code == "INVALID_REQUEST"
+    assert_contiguous(store, done.run_id)
 
 
 async def test_signal_names_are_bounded(store: Store) -> None:

@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from smithers import Runtime, Store, load_workflow
+from smithers_gateway import Gateway
 from smithers_serve import create_serve_app
 from smithers_server import create_app
 from tests.helpers import EXAMPLES
@@ -108,3 +109,36 @@ async def test_the_rebinding_guard_still_refuses_foreign_hosts(
     }
     await app(scope, receive, send)
     assert sent[0]["status"] == 403
+
+
+def test_the_gateway_under_test_clients_one_lifespan_after_another(tmp_path: Path) -> None:
+    gateway = Gateway(db=f"sqlite:///{tmp_path / 'g.db'}").register(
+        "hello", load_workflow(EXAMPLES / "hello.py")
+    )
+    for name in ("first", "second"):
+        with TestClient(gateway.app) as client:
+            res = client.post("/v1/rpc/launchRun", json={"workflow": "hello", "input": {}})
+            assert res.status_code == 200 and res.json()["ok"], (name, res.text)
+            run_id = res.json()["payload"]["runId"]
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                got = client.post("/v1/rpc/getRun", json={"runId": run_id}).json()
+                if got["payload"]["status"] == "finished":
+                    break
+                time.sleep(0.02)
+            assert got["payload"]["status"] == "finished", name
+            with client.websocket_connect("/") as ws:  # the protocol in-process too
+                assert ws.receive_json()["event"] == "connect.challenge"
+
+
+async def test_the_gateway_through_asgi_transport_without_lifespan(tmp_path: Path) -> None:
+    gateway = Gateway(db=f"sqlite:///{tmp_path / 'g.db'}").register(
+        "hello", load_workflow(EXAMPLES / "hello.py")
+    )
+    transport = httpx.ASGITransport(app=gateway.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.get("/health")).json()["ok"] is True
+        refused = await client.post("/v1/rpc/launchRun", json={"workflow": "hello"})
+        error = refused.json()["error"]
+        assert error["code"] == "SERVER_NOT_STARTED", refused.text
+        assert "TestClient" in error["message"] and "\n" not in error["message"]
