@@ -1,8 +1,8 @@
 """Cron and timers with several `smithers gateway` processes on one PostgreSQL database:
 a schedule every second fires exactly once per due time; a gateway stopped for three due
 times fires once when it comes back (a `--no-scheduler` one serving meanwhile fires
-nothing); a 2 s Timer of a run whose gateway was SIGKILLed while it waited fires on the
-survivor."""
+nothing); a 2 s Timer of a run whose gateway was SIGKILLed while it waited (the run parked
+on it, or still owned while a task ran beside it) fires on the survivor."""
 
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ CRON_APP = textwrap.dedent(
 TIMER_APP = textwrap.dedent(
     """
     from smithers_gateway import Gateway
-    from tests.gateway.workflows import timed
+    from tests.gateway.workflows import timed, timed_busy
 
-    gateway = Gateway(heartbeat_ms=1000).register("timed", timed)
+    gateway = Gateway(heartbeat_ms=1000).register("timed", timed).register("busy", timed_busy)
     """
 )
 
@@ -108,7 +108,16 @@ async def test_a_gateway_stopped_for_three_due_times_fires_once_when_back(
         assert caught_up == [missed]  # the missed due times collapse into one fire
 
 
-async def test_a_timer_fires_on_the_survivor_of_a_sigkilled_gateway(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("workflow", "killed_while"),
+    [
+        ("timed", {"wait": "waiting-timer"}),  # parked on the timer
+        ("busy", {"wait": "waiting-timer", "busy": "in-progress"}),  # still owned: a task runs
+    ],
+)
+async def test_a_timer_fires_on_the_survivor_of_a_sigkilled_gateway(
+    tmp_path: Path, workflow: str, killed_while: dict[str, str]
+) -> None:
     env = {"SMITHERS_STALE_AFTER_MS": "2000"}
     with pg_schema() as db:
         async with (
@@ -117,9 +126,9 @@ async def test_a_timer_fires_on_the_survivor_of_a_sigkilled_gateway(tmp_path: Pa
             httpx.AsyncClient(base_url=doomed.url, timeout=15) as first,
             httpx.AsyncClient(base_url=survivor.url, timeout=15) as second,
         ):
-            started = await first.post("/v1/rpc/launchRun", json={"workflow": "timed"})
+            started = await first.post("/v1/rpc/launchRun", json={"workflow": workflow})
             run_id = started.json()["payload"]["runId"]
-            await status(second, run_id, "waiting-timer")
+            await node_states(second, run_id, killed_while)
             doomed.proc.kill()
             await anyio.to_thread.run_sync(doomed.proc.wait)
             await status(second, run_id, "finished")
@@ -127,6 +136,18 @@ async def test_a_timer_fires_on_the_survivor_of_a_sigkilled_gateway(tmp_path: Pa
                 "/v1/rpc/getNodeOutput", json={"runId": run_id, "nodeId": "after"}
             )
             assert woke.json()["payload"]["output"]["message"] == "woke"
+
+
+async def node_states(client: httpx.AsyncClient, run_id: str, wanted: dict[str, str]) -> None:
+    with anyio.fail_after(30):
+        while True:
+            rows = (await client.post("/v1/rpc/listNodeStates", json={"runId": run_id})).json()[
+                "payload"
+            ]
+            states = {row["nodeId"]: row["state"] for row in rows}
+            if all(states.get(node) == state for node, state in wanted.items()):
+                return
+            await anyio.sleep(0.02)
 
 
 async def status(client: httpx.AsyncClient, run_id: str, wanted: str) -> dict[str, Any]:

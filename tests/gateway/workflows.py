@@ -1,6 +1,6 @@
 """Workflows the gateway tests register: one that reports its `ctx.auth`, one with
 restricted approvals of each kind, one that waits for a signal, one that waits on a gate,
-one whose task fails once, one a schedule starts, one that waits on a 2 s timer."""
+one whose task fails once, one a schedule starts, two that wait on a 2 s timer."""
 
 from __future__ import annotations
 
@@ -148,6 +148,23 @@ def timed(ctx: Any) -> Workflow:
         [
             Task("before", output=outputs.gw_greeting, run={"message": "waiting"}),
             Timer("wait", duration_ms=2000),
+            Task("after", output=outputs.gw_greeting, run={"message": "woke"}),
+        ],
+    )
+
+
+@smithers
+def timed_busy(ctx: Any) -> Workflow:
+    """A 2 s timer that waits while a task runs: the run stays owned by its process."""
+    return Workflow(
+        "timed_busy",
+        [
+            Parallel(
+                [
+                    Timer("wait", duration_ms=2000),
+                    Task("busy", output=outputs.gw_greeting, run=_sleep(1.0)),
+                ]
+            ),
             Task("after", output=outputs.gw_greeting, run={"message": "woke"}),
         ],
     )
