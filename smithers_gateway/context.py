@@ -16,6 +16,7 @@ from smithers.service import RunService
 from smithers.web.identity import Authenticator
 from smithers.web.run_endpoints import Limits
 
+from .frames import RunEventFrames
 from .metrics import GatewayMetrics
 
 PROTOCOL = 1
@@ -41,6 +42,7 @@ class GatewayContext:
     features: tuple[str, ...] = FEATURES
     version: str = field(default_factory=_version)
     started_at_ms: int = field(default_factory=now_ms)
+    run_frames: RunEventFrames = field(default_factory=RunEventFrames)
 
     def authenticate(self, headers: Mapping[str, str], token: str | None = None) -> Principal:
         """The caller of a request (or WebSocket `connect`), or UNAUTHORIZED: a browser

@@ -14,13 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.lowlevel
 from starlette.websockets import WebSocket
 
 from smithers.clock import now_ms
 
-from .frames import event_parts, to_json
+from .frames import event_parts, event_tail, to_json
 
 MAX_QUEUED_BYTES = 8 * 1024 * 1024
+BATCH = 64  # frames sent before the writer lets other tasks run
 
 
 @dataclass
@@ -63,6 +65,10 @@ class Outbox:
         """An event frame; `seq` counts this connection's event frames from 1."""
         self.encoded_event(event_parts(name, payload, self.state_version()), backlog)
 
+    def tail(self) -> str:
+        """The end of an event frame sent now (`frames.event_tail`)."""
+        return event_tail(self.state_version())
+
     def encoded_event(self, parts: tuple[str, str], backlog: Backlog | None = None) -> None:
         """An event frame from `frames.event_parts`, numbered for this connection."""
         if self.closing is None:
@@ -98,17 +104,22 @@ class Outbox:
         self.wake.set()
 
     async def run(self) -> None:
-        """The writer: send queued frames until closed (or the peer is gone)."""
+        """The writer: send queued frames until closed (or the peer is gone), BATCH at a
+        time: between batches the other tasks run (a send that the socket's buffer
+        accepts never waits, so a long queue would otherwise hold the loop)."""
         with contextlib.suppress(Exception):  # the peer went away: the reader sees it
             while True:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.queue:
-                    text, backlog = self.queue.popleft()
-                    self.queued_bytes -= len(text)
-                    if backlog is not None:
-                        backlog.queued -= 1
-                    await self.websocket.send_text(text)
+                    for _ in range(min(BATCH, len(self.queue))):
+                        text, backlog = self.queue.popleft()
+                        self.queued_bytes -= len(text)
+                        if backlog is not None:
+                            backlog.queued -= 1
+                        await self.websocket.send_text(text)
+                    if self.queue:
+                        await anyio.lowlevel.checkpoint()
                 if self.closing is not None:
                     code, reason = self.closing
                     await self.websocket.close(code, reason)
