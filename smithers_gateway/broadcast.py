@@ -70,7 +70,8 @@ class Broadcast:
         name = pushed_name(event)
         if name not in BROADCAST or not self.listeners:
             return
-        parts = event_parts(name, broadcast_payload(event), state_version)
+        head, tail = event_parts(name, broadcast_payload(event), state_version)
+        pieces = (head,)
         for listener in list(self.listeners.values()):
             if listener.runs is None or event.run_id in listener.runs:
-                listener.outbox.encoded_event(parts)
+                listener.outbox.encoded_event(pieces, tail)

@@ -84,7 +84,7 @@ class RunStreams:
                     outbox.event("run.error", {**head, **error})
                     return
                 before, rest = frames.around_stream_id(event)
-                outbox.encoded_event((before + quoted_id + rest, outbox.tail()), backlog)
+                outbox.encoded_event((before, quoted_id, rest), outbox.tail(), backlog)
         except SmithersError as exc:
             outbox.event("run.error", {**head, "code": exc.code, "message": exc.message})
         except Exception:
