@@ -1,5 +1,5 @@
-"""Coalesced WebSocket writes: every frame arrives, in order, also when the socket closes
-right after them."""
+"""Coalesced WebSocket writes: every frame arrives, in order and whole (short, medium and
+long length headers), also when the socket closes right after them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from smithers.web.coalesced import CoalescedWebSocketProtocol
 from smithers.web.serving import serve_in_thread, uvicorn_config
 
 
+LONG = (62, 63, 200, 40_000, 70_000)  # UTF-8 bytes around 126 and 65536
+
+
 async def burst(websocket: WebSocket) -> None:
     await websocket.accept()
     count = int(await websocket.receive_text())
@@ -21,6 +24,8 @@ async def burst(websocket: WebSocket) -> None:
         await websocket.send_text(f"frame {i}")
         if i % 100 == 0:
             await asyncio.sleep(0)  # several loop turns, several writes
+    for size in LONG:
+        await websocket.send_text("é" * size)
     await websocket.close(1000, "done")
 
 
@@ -41,5 +46,5 @@ def test_frames_of_a_burst_arrive_in_order_before_the_close() -> None:
         received, code = asyncio.run(client())
     finally:
         handle.close()
-    assert received == [f"frame {i}" for i in range(1000)]
+    assert received == [f"frame {i}" for i in range(1000)] + ["é" * size for size in LONG]
     assert code == 1000
