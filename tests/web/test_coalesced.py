@@ -13,7 +13,6 @@ from starlette.websockets import WebSocket
 from smithers.web.coalesced import CoalescedWebSocketProtocol
 from smithers.web.serving import serve_in_thread, uvicorn_config
 
-
 LONG = (62, 63, 200, 40_000, 70_000)  # UTF-8 bytes around 126 and 65536
 
 
