@@ -42,7 +42,7 @@ def make_payload(
 
 
 class _LoopTarget:
-    """Calls a function on the event loop that registered it, from whatever thread publishes."""
+    """A function to call on the event loop that registered it."""
 
     __slots__ = ("fn", "loop", "thread_id")
 
@@ -51,12 +51,33 @@ class _LoopTarget:
         self.loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
 
-    def __call__(self, item: Any) -> None:
-        if threading.get_ident() == self.thread_id:
-            self.fn(item)
-        elif not self.loop.is_closed():
+
+def _call_all(calls: list[tuple[Callable[[Any], None], Any]]) -> None:
+    for fn, item in calls:
+        try:
+            fn(item)
+        except Exception as exc:  # one failing listener does not starve the others
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": f"event callback {fn!r} failed", "exception": exc}
+            )
+
+
+def _dispatch(calls: list[tuple[_LoopTarget, Any]]) -> None:
+    """Make `calls` in order, each on its target's loop: directly on this thread's, and one
+    hand-off per other loop (not one per call: a thousand subscribers to one run would
+    make the publishing thread, which commits the run's work, queue a thousand callbacks
+    per event)."""
+    me = threading.get_ident()
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[Any], None], Any]]] = {}
+    for target, item in calls:
+        if target.thread_id == me:
+            target.fn(item)
+        else:
+            by_loop.setdefault(target.loop, []).append((target.fn, item))
+    for loop, batch in by_loop.items():
+        if not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed since the check
-                self.loop.call_soon_threadsafe(self.fn, item)
+                loop.call_soon_threadsafe(_call_all, batch)
 
 
 @dataclass(eq=False)
@@ -130,13 +151,12 @@ class EventBus:
             return
         with self._lock:
             others = list(self._listeners.values()) if listeners else []
-            targets = [
+            calls = [
                 (target, event)
                 for event in events
                 for target in (*self._subs.get(event.run_id, {}).values(), *others)
             ]
-        for target, event in targets:
-            target(event)
+        _dispatch(calls)
 
     def subscribe(self, run_id: str, max_buffer: int = 1024) -> Subscription:
         sub = Subscription(run_id, max_buffer)
@@ -176,9 +196,7 @@ class EventBus:
     def notify_touched(self, run_ids: list[str]) -> None:
         with self._lock:
             targets = list(self._touch_listeners.values())
-        for target in targets:
-            for run_id in run_ids:
-                target(run_id)
+        _dispatch([(target, run_id) for target in targets for run_id in run_ids])
 
     def remove_listener(self, token: object) -> None:
         with self._lock:

@@ -78,7 +78,8 @@ class Broadcast:
         """An event about run `run_id` (a stored one, or `cron.triggered`)."""
         if not self.listeners:
             return
-        parts = event_parts(name, payload, state_version)
+        head, tail = event_parts(name, payload, state_version)
+        pieces = (head,)
         for listener in list(self.listeners.values()):
             if listener.runs is None or run_id in listener.runs:
-                listener.outbox.encoded_event(parts)
+                listener.outbox.encoded_event(pieces, tail)

@@ -16,6 +16,7 @@ from smithers.service import RunService
 from smithers.web.identity import Authenticator
 from smithers.web.run_endpoints import Limits
 
+from .frames import RunEventFrames
 from .metrics import GatewayMetrics
 from .pages import Pages
 
@@ -45,6 +46,7 @@ class GatewayContext:
     started_at_ms: int = field(default_factory=now_ms)
     # Pushes a broadcast event that is no run event (`cron.triggered`): set by the app.
     publish: Callable[[str, dict[str, Any]], None] = lambda name, payload: None
+    run_frames: RunEventFrames = field(default_factory=RunEventFrames)
 
     def authenticate(self, headers: Mapping[str, str], token: str | None = None) -> Principal:
         """The caller of a request (or WebSocket `connect`), or UNAUTHORIZED: a browser

@@ -12,6 +12,9 @@ import json
 from typing import Any
 
 from smithers.errors import SmithersError
+from smithers.events import Event
+
+from .pushed import pushed_name
 
 API_VERSION = "v1"
 
@@ -24,8 +27,47 @@ def event_parts(name: str, payload: Any, state_version: int) -> tuple[str, str]:
     """An event frame's text around its `seq`, the one field that differs per socket:
     `head + str(seq) + tail` is `{"type": "event", "event", "payload", "seq",
     "stateVersion", "apiVersion"}`. A broadcast encodes its payload once for all sockets."""
-    head = f'{{"type":"event","event":{to_json(name)},"payload":{to_json(payload)},"seq":'
-    return head, f',"stateVersion":{state_version},"apiVersion":"{API_VERSION}"}}'
+    return event_head(name, to_json(payload)), event_tail(state_version)
+
+
+def event_head(name: str, payload_text: str) -> str:
+    return f'{{"type":"event","event":{to_json(name)},"payload":{payload_text},"seq":'
+
+
+def event_tail(state_version: int) -> str:
+    return f',"stateVersion":{state_version},"apiVersion":"{API_VERSION}"}}'
+
+
+class RunEventFrames:
+    """`run.event` frames' text less the two fields that differ per stream and per socket
+    (`streamId`, the frame's `seq`): each event is encoded once for all its streams, not
+    once per subscriber. Holds the last `size` events (streams of one run send the same
+    events at about the same time)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.parts: dict[tuple[str, int, int], tuple[str, str]] = {}
+
+    def around_stream_id(self, event: Event) -> tuple[str, str]:
+        """`(before, after)`: `before + to_json(streamId) + after` is the frame's head
+        (`event_head`) for one stream, whose payload is `{streamId, runId, seq, event,
+        payload}`."""
+        key = (event.run_id, event.seq, event.timestamp_ms)
+        found = self.parts.get(key)
+        if found is None:
+            rest = to_json(
+                {
+                    "runId": event.run_id,
+                    "seq": event.seq,
+                    "event": pushed_name(event),
+                    "payload": event.payload,
+                }
+            )
+            before, _, after = event_head("run.event", '{"streamId":\x00').partition("\x00")
+            found = self.parts[key] = (before, "," + rest[1:] + after)
+            if len(self.parts) > self.size:
+                del self.parts[next(iter(self.parts))]
+        return found
 
 
 STATUS_BY_CODE: dict[str, int] = {

@@ -20,6 +20,7 @@ from smithers.registry import WorkflowRegistry
 from smithers.scheduler import Scheduler, poll_interval_s
 from smithers.service import RunService
 from smithers.web.body import DEFAULT_MAX_BODY_BYTES
+from smithers.web.coalesced import CoalescedWebSocketProtocol
 from smithers.web.identity import authenticator
 from smithers.web.run_endpoints import Limits
 from smithers.web.serving import check_bind, uvicorn_config
@@ -237,7 +238,8 @@ class Gateway:
     ) -> uvicorn.Config:
         """The uvicorn config serving `.app`; an open gateway refuses a non-loopback `host`
         unless `insecure`. WebSockets are served by the `websockets` library through
-        uvicorn's sans-I/O protocol (its legacy one is deprecated)."""
+        uvicorn's sans-I/O protocol (its legacy one is deprecated), each socket's frames of one
+        loop turn sent in one system call."""
         check_bind(host, None if self.authenticator.mode == "open" else "auth", insecure)
         config = uvicorn_config(
             self.app,
@@ -245,7 +247,7 @@ class Gateway:
             port=port,
             headers_timeout_ms=self.headers_timeout,
             log_level=log_level,
-            ws="websockets-sansio",
+            ws=CoalescedWebSocketProtocol,
             ws_max_size=self.max_payload,
         )
         # Pings every heartbeat; a socket that does not answer within two is dropped.

@@ -14,13 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.lowlevel
 from starlette.websockets import WebSocket
 
 from smithers.clock import now_ms
 
-from .frames import event_parts, to_json
+from .frames import event_parts, event_tail, to_json
 
 MAX_QUEUED_BYTES = 8 * 1024 * 1024
+BATCH = 64  # frames sent before the writer lets other tasks run
+
+Pieces = tuple[str, ...]  # a frame's text in parts, joined when sent
 
 
 @dataclass
@@ -31,16 +35,21 @@ class Backlog:
 
 
 class Outbox:
+    """Queued frames are kept as their parts (`Pieces`) and joined as they are sent: an
+    event's text is shared by every socket that queues it, so a queue that falls behind
+    holds little more than references."""
+
     def __init__(self, websocket: WebSocket, max_bytes: int = MAX_QUEUED_BYTES) -> None:
         self.websocket = websocket
         self.max_bytes = max_bytes
-        self.queue: deque[tuple[str, Backlog | None]] = deque()
+        self.queue: deque[tuple[Pieces, int, Backlog | None]] = deque()
         self.queued_bytes = 0
         self.event_seq = 0
         self.closing: tuple[int, str] | None = None
         self.wake = asyncio.Event()
         self.state_version: Callable[[], int] = lambda: 0
-        self.held: list[str] | None = None  # event frames kept back by `hold`
+        self.held: list[tuple[Pieces, int]] | None = None  # event frames kept back by `hold`
+        self._tail = (0, event_tail(0))
 
     @property
     def open(self) -> bool:
@@ -48,11 +57,12 @@ class Outbox:
 
     def send(self, frame: dict[str, Any], backlog: Backlog | None = None) -> None:
         if self.closing is None:
-            self._queue(to_json(frame), backlog)
+            text = to_json(frame)
+            self._queue((text,), len(text), backlog)
 
-    def _queue(self, text: str, backlog: Backlog | None) -> None:
-        self.queue.append((text, backlog))
-        self.queued_bytes += len(text)
+    def _queue(self, pieces: Pieces, size: int, backlog: Backlog | None) -> None:
+        self.queue.append((pieces, size, backlog))
+        self.queued_bytes += size
         if backlog is not None:
             backlog.queued += 1
         if self.queued_bytes > self.max_bytes:
@@ -61,18 +71,28 @@ class Outbox:
 
     def event(self, name: str, payload: dict[str, Any], backlog: Backlog | None = None) -> None:
         """An event frame; `seq` counts this connection's event frames from 1."""
-        self.encoded_event(event_parts(name, payload, self.state_version()), backlog)
+        head, tail = event_parts(name, payload, self.state_version())
+        self.encoded_event((head,), tail, backlog)
 
-    def encoded_event(self, parts: tuple[str, str], backlog: Backlog | None = None) -> None:
-        """An event frame from `frames.event_parts`, numbered for this connection."""
+    def tail(self) -> str:
+        """The end of an event frame sent now (`frames.event_tail`)."""
+        version = self.state_version()
+        if self._tail[0] != version:
+            self._tail = (version, event_tail(version))
+        return self._tail[1]
+
+    def encoded_event(self, head: Pieces, tail: str, backlog: Backlog | None = None) -> None:
+        """An event frame from `frames.event_parts` (`head` may come in pieces), numbered
+        for this connection: `*head, seq, tail`."""
         if self.closing is None:
             self.event_seq += 1
-            head, tail = parts
-            text = f"{head}{self.event_seq}{tail}"
+            seq = str(self.event_seq)
+            pieces = (*head, seq, tail)
+            size = sum(map(len, head)) + len(seq) + len(tail)
             if self.held is not None and backlog is None:
-                self.held.append(text)
+                self.held.append((pieces, size))
             else:
-                self._queue(text, backlog)
+                self._queue(pieces, size, backlog)
 
     def hold(self) -> None:
         """Keep event frames back until `release` (while an answer they must follow is
@@ -82,8 +102,8 @@ class Outbox:
     def release(self) -> None:
         held, self.held = self.held or [], None
         if self.closing is None:
-            for text in held:
-                self._queue(text, None)
+            for pieces, size in held:
+                self._queue(pieces, size, None)
 
     def tick(self) -> None:
         self.event("tick", {"ts": now_ms()})
@@ -98,17 +118,22 @@ class Outbox:
         self.wake.set()
 
     async def run(self) -> None:
-        """The writer: send queued frames until closed (or the peer is gone)."""
+        """The writer: send queued frames until closed (or the peer is gone), BATCH at a
+        time: between batches the other tasks run (a send that the socket's buffer
+        accepts never waits, so a long queue would otherwise hold the loop)."""
         with contextlib.suppress(Exception):  # the peer went away: the reader sees it
             while True:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.queue:
-                    text, backlog = self.queue.popleft()
-                    self.queued_bytes -= len(text)
-                    if backlog is not None:
-                        backlog.queued -= 1
-                    await self.websocket.send_text(text)
+                    for _ in range(min(BATCH, len(self.queue))):
+                        pieces, size, backlog = self.queue.popleft()
+                        self.queued_bytes -= size
+                        if backlog is not None:
+                            backlog.queued -= 1
+                        await self.websocket.send_text("".join(pieces))
+                    if self.queue:
+                        await anyio.lowlevel.checkpoint()
                 if self.closing is not None:
                     code, reason = self.closing
                     await self.websocket.close(code, reason)

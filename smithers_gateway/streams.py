@@ -3,8 +3,9 @@ ones, as `run.event` frames on the durable seq, until the run's terminal event.
 
 The events come from `RunService.events` (the database, then pushes or the run's follower:
 no gap, no duplicate, across restarts and processes). A stream whose frames pile up in
-the socket's queue waits for the writer; one still far behind is told
-`BackpressureDisconnect` and the client resumes it with `afterSeq`.
+the socket's queue (more than BEHIND) is told `BackpressureDisconnect` and the client
+resumes it with `afterSeq`: what a slow socket holds stays bounded. Each event's frame is
+encoded once for every stream that sends it (`RunEventFrames`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from smithers.errors import SmithersError
 from smithers.finders import Located
 
 from .context import GatewayContext
+from .frames import to_json
 from .outbox import Backlog, Outbox
 from .params import StreamRunEvents
-from .pushed import pushed_name
 from .sockets import Sockets
 
 logger = logging.getLogger("smithers.gateway")
 
 HEARTBEAT_S = 1.0
 BEHIND = 1000  # queued frames of one stream
-CATCH_UP_S = 5.0
 
 
 class RunStreams:
@@ -68,34 +68,29 @@ class RunStreams:
     async def _pump(self, stream_id: str, at: Located, after: int) -> None:
         backlog = Backlog()
         head = {"streamId": stream_id, "runId": at.run_id}
+        quoted_id = to_json(stream_id)
+        frames, outbox = self.ctx.run_frames, self.outbox
         try:
             async for event in self.ctx.service.events(at, after, idle=HEARTBEAT_S):
-                if not self.outbox.open:
+                if not outbox.open:
                     return
                 if event is None:
-                    self.outbox.event("run.heartbeat", head)
+                    outbox.event("run.heartbeat", head)
                     continue
-                if backlog.queued >= BEHIND and not await _caught_up(backlog):
+                if backlog.queued > BEHIND:
+                    # The client resumes from lastSeq; waiting here instead would keep the
+                    # stream's events piling up in memory behind a socket that cannot keep up.
                     error = {"code": "BackpressureDisconnect", "lastSeq": event.seq - 1}
-                    self.outbox.event("run.error", {**head, **error})
+                    outbox.event("run.error", {**head, **error})
                     return
-                frame = {**head, "seq": event.seq, "event": pushed_name(event)}
-                self.outbox.event("run.event", {**frame, "payload": event.payload}, backlog)
+                before, rest = frames.around_stream_id(event)
+                outbox.encoded_event((before, quoted_id, rest), outbox.tail(), backlog)
         except SmithersError as exc:
-            self.outbox.event("run.error", {**head, "code": exc.code, "message": exc.message})
+            outbox.event("run.error", {**head, "code": exc.code, "message": exc.message})
         except Exception:
             logger.exception("run stream failed", extra={"run_id": at.run_id})
-            self.outbox.event("run.error", {**head, "code": "SERVER_ERROR"})
+            outbox.event("run.error", {**head, "code": "SERVER_ERROR"})
         finally:
             self.count -= 1
             self.sockets.close_stream(at.run_id, self.user)
             self.ctx.metrics.streams.dec()
-
-
-async def _caught_up(backlog: Backlog) -> bool:
-    """Whether the writer brings the stream's queue down to half within CATCH_UP_S."""
-    with anyio.move_on_after(CATCH_UP_S):
-        while backlog.queued > BEHIND // 2:
-            await anyio.sleep(0.005)
-        return True
-    return False

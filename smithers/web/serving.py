@@ -273,10 +273,11 @@ def uvicorn_config(
     headers_timeout_ms: int,
     log_level: str = "warning",
     access_log: bool = False,
-    ws: str = "none",
+    ws: str | type[asyncio.Protocol] = "none",
     ws_max_size: int = 16 * 1024 * 1024,
 ) -> uvicorn.Config:
-    """`ws`: "none", or "websockets-sansio" for an app with WebSocket routes (the Gateway)."""
+    """`ws`: "none", or for an app with WebSocket routes (the Gateway) a uvicorn WebSocket
+    protocol: "websockets-sansio", or `coalesced.CoalescedWebSocketProtocol`."""
     return uvicorn.Config(
         app,
         host=host,

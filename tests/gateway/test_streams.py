@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from smithers_gateway import streams
+
 from .conftest import Rpc, serve_gateway
 from .processes import gateway_process
 from .sockets import Socket, connected
@@ -149,3 +151,38 @@ async def test_streams_resume_across_the_event_window_edge(tmp_path: Path) -> No
                 continue  # nothing after the terminal event: the stream ends with no frame
             seen = await run_events(socket, opened["streamId"])
             assert [e["seq"] for e in seen] == list(range(after + 1, current + 1))
+
+
+async def test_a_stream_far_behind_is_told_to_resume_and_misses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream with more than BEHIND frames queued on its socket ends with `run.error`
+    `BackpressureDisconnect` and the last seq it queued (a replay queues its stored events
+    at once); resumed from there, the client sees every seq once, in order."""
+    monkeypatch.setattr(streams, "BEHIND", 2)
+    async with serve_gateway(tmp_path) as gw, connected(gw.url) as socket:
+        run_id = (await socket.call("launchRun", workflow="hello"))["runId"]
+        await socket.event("run.completed", run_id)
+        after, told, current = -1, 0, None
+        seqs: list[int] = []
+        while not seqs or seqs[-1] != current:
+            opened = await socket.call("streamRunEvents", runId=run_id, afterSeq=after)
+            current = opened["currentSeq"]
+            pending = list(socket.events)
+            socket.events.clear()
+            while True:
+                frame = pending.pop(0) if pending else await socket.frame()
+                payload = frame.get("payload", {})
+                if payload.get("streamId") != opened["streamId"]:
+                    continue
+                if frame["event"] == "run.error":
+                    assert payload["code"] == "BackpressureDisconnect"
+                    told += 1
+                    after = payload["lastSeq"]
+                    break
+                if frame["event"] == "run.event":
+                    seqs.append(payload["seq"])
+                    if payload["event"] == "run.completed":
+                        break
+        assert told >= 1
+        assert seqs == list(range(current + 1))
