@@ -150,6 +150,21 @@ def release_parked(tx: Tx, run: RunRecord) -> None:
         tx.emit(run.run_id, "RunStatusChanged", status="running")
 
 
+def reopen_run(tx: Tx, run_id: str) -> None:
+    """An ended or parked run goes again: `running`, unowned (any process may adopt it),
+    its end, error and any pause asked before it ended cleared."""
+    runs_q.update_run(
+        tx.conn,
+        run_id,
+        status="running",
+        runtime_owner_id=None,
+        heartbeat_at_ms=None,
+        finished_at_ms=None,
+        error_json=None,
+        pause_requested_at_ms=None,
+    )
+
+
 def reopen_node(tx: Tx, run_id: str, rec: NodeRecord) -> None:
     """A failed or cancelled node goes again: `pending`, its error cleared (its attempts
     stay, so the next one is numbered after them)."""

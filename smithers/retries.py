@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import SmithersError, run_not_active
-from .lifecycle import locked_run, release_parked, reopen_node
+from .lifecycle import locked_run, release_parked, reopen_node, reopen_run
 from .store import node_reads
 from .store import nodes as nodes_q
-from .store import runs as runs_q
 from .store.base import Store, Tx
 from .store.records import NodeRecord, RunRecord
 
@@ -60,16 +59,7 @@ def retry_failed_task(store: Store, run_id: str, node_id: str, iteration: int = 
                 requested=True,
             )
         if run.status == "failed":
-            runs_q.update_run(
-                tx.conn,
-                run_id,
-                status="running",
-                runtime_owner_id=None,
-                heartbeat_at_ms=None,
-                finished_at_ms=None,
-                error_json=None,
-                pause_requested_at_ms=None,  # a pause asked before the failure ended with it
-            )
+            reopen_run(tx, run_id)  # a pause asked before the failure ended with it
             tx.emit(run_id, "RunStatusChanged", status="running")
         else:
             release_parked(tx, run)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import SmithersError
-from .lifecycle import generate_run_id, is_live, locked_run
+from .lifecycle import generate_run_id, is_live, locked_run, reopen_run
 from .principal import Principal
 from .store import runs as runs_q
 from .store import timetravel as tt_q
@@ -62,16 +62,7 @@ def rewind_run(
         conn = tx.conn
         last = tt_q.last_frame_no(conn, run_id)
         frames, attempts = tt_q.forget_after(conn, run_id, frame_no, store.output_tables)
-        runs_q.update_run(
-            conn,
-            run_id,
-            status="running",
-            runtime_owner_id=None,
-            heartbeat_at_ms=None,
-            finished_at_ms=None,
-            error_json=None,
-            pause_requested_at_ms=None,
-        )
+        reopen_run(tx, run_id)
         tx.emit(
             run_id,
             "TimeTravelJumped",
