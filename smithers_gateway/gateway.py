@@ -25,6 +25,7 @@ from smithers.web.serving import check_bind, uvicorn_config
 
 from . import human_methods, read_methods, run_methods, timetravel_methods
 from .app import build, drain
+from .console_routes import console_path
 from .context import GatewayContext
 from .metrics import GatewayMetrics
 from .pages import Pages
@@ -41,12 +42,6 @@ def _positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise SmithersError("INVALID_REQUEST", f"{name} must be a positive integer")
     return value
-
-
-def _console_paths(operator_ui: Any) -> list[str]:
-    """The operator console's path, which no workflow page may take."""
-    path = operator_ui.get("path") if isinstance(operator_ui, Mapping) else None
-    return [path] if isinstance(path, str) else []
 
 
 class Gateway:
@@ -84,12 +79,13 @@ class Gateway:
         self.drain_timeout_ms = _positive("drain_timeout_ms", drain_timeout_ms)
         self.auth_deadline_ms = _positive("auth_deadline_ms", auth_deadline_ms)
         self.workspace_root = Path(workspace_root).resolve()
-        self.ui, self.operator_ui = ui, operator_ui  # served by the console, a later step
+        self.ui, self.operator_ui = ui, operator_ui
+        self.console_path = console_path(ui, operator_ui)
         self.metrics_auth = metrics_auth
         self.allow_network = allow_network
         self.poll_interval = poll_interval
         self.registry = WorkflowRegistry()
-        self.pages = Pages(self.workspace_root, _console_paths(operator_ui))
+        self.pages = Pages(self.workspace_root, [self.console_path] if self.console_path else [])
         self.methods = MethodTable()
         self.methods.add_all([*run_methods.METHODS, *human_methods.METHODS, *read_methods.METHODS])
         self.methods.add_all(timetravel_methods.METHODS)
@@ -184,6 +180,7 @@ class Gateway:
                 metrics_auth=self.metrics_auth,
                 drain_timeout_s=self.drain_timeout_ms / 1000,
                 kill_runs=lambda: self._kill_runs,
+                console=self.console_path,
             )
         return self._app
 
