@@ -49,3 +49,67 @@ def test_launch_from_the_form_wait_in_the_inbox_approve_and_watch_it_finish(
         "text": "SHIP THE CONSOLE",
         "approved_by": "ops",
     }
+
+
+def test_a_select_approval_is_decided_from_its_options(page: Page, live: LiveGateway) -> None:
+    run_id = live.call("launchRun", workflow="pick")["runId"]
+    live.wait_status(run_id, "waiting-approval")
+    sign_in(page, live, hash="#/approvals")
+    card = page.locator(f'article.approval[data-approval="{run_id}/colour/0"]')
+    card.get_by_role("button", name="Decide").click()
+    expect(page.locator("#toast")).to_contain_text("Choose an option first")
+    card.get_by_label("Green").check()
+    card.get_by_role("button", name="Decide").click()
+    expect(card).to_have_count(0)
+    live.wait_status(run_id, "finished")
+    output = live.call("getNodeOutput", runId=run_id, nodeId="paint")["output"]
+    assert output == {"message": "painted green"}
+
+
+def test_two_approvals_are_decided_in_one_action(page: Page, live: LiveGateway) -> None:
+    runs = [live.call("launchRun", workflow="approval")["runId"] for _ in range(2)]
+    for run_id in runs:
+        live.wait_status(run_id, "waiting-approval")
+    sign_in(page, live, hash="#/approvals")
+    for run_id in runs:
+        card = page.locator(f'article.approval[data-approval="{run_id}/review/0"]')
+        card.get_by_role("checkbox").check()
+    expect(page.locator("#batch-count")).to_have_text("2 selected")
+    page.get_by_label("Note for all").fill("both at once")
+    page.get_by_role("button", name="Approve selected").click()
+    expect(page.locator("#toast")).to_contain_text("2 decisions recorded")
+    for run_id in runs:
+        expect(page.locator(f'article.approval[data-approval="{run_id}/review/0"]')).to_have_count(0)
+        live.wait_status(run_id, "finished")
+
+
+def test_a_signal_is_sent_to_a_waiting_run(page: Page, live: LiveGateway) -> None:
+    run_id = live.call("launchRun", workflow="signal")["runId"]
+    live.wait_status(run_id, "waiting-event")
+    sign_in(page, live, hash=f"#/runs/{run_id}")
+    expect(page.locator('.node[data-node="payment"]')).to_have_class(re.compile("waiting"))
+    page.get_by_label("Signal", exact=True).fill("payment")
+    page.get_by_label("Payload (JSON)").fill("{amount: 42")
+    page.get_by_role("button", name="Send signal").click()
+    expect(page.locator("#signal-error")).to_contain_text("Not valid JSON")
+    page.get_by_label("Payload (JSON)").fill('{"amount": 42}')
+    page.get_by_role("button", name="Send signal").click()
+    expect(page.locator("#toast")).to_contain_text("Signal sent")
+    expect(page.locator("#run-status")).to_have_text("finished")
+    expect(page.locator('.node[data-node="receipt"]')).to_have_class(re.compile("finished"))
+    page.locator('.node[data-node="receipt"]').click()
+    expect(page.locator("#node-details")).to_contain_text("paid 42")
+
+
+def test_a_run_is_cancelled_after_confirmation(page: Page, live: LiveGateway) -> None:
+    run_id = live.call("launchRun", workflow="approval")["runId"]
+    live.wait_status(run_id, "waiting-approval")
+    sign_in(page, live, hash=f"#/runs/{run_id}")
+    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("button", name="Keep it").click()
+    expect(page.locator("#run-status")).to_have_text("waiting-approval")
+    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#run-status")).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    assert live.call("getRun", runId=run_id)["status"] == "cancelled"
