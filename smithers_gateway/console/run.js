@@ -20,7 +20,7 @@ export function runView(app, main, runId) {
   const head = h("div", { class: "run-head" });
   const actions = h("div", { class: "card actions", role: "group", "aria-label": "run actions" });
   const decisions = h("div", { class: "run-approvals" });
-  const graphBox = h("div", { class: "graph-box", id: "graph" });
+  const graphBox = h("div", { class: "graph-box", id: "graph", tabindex: "0", role: "region", "aria-label": "graph, scrollable" });
   const frameLabel = h("output", { id: "frame-label", for: "frame-range" });
   const range = h("input", { type: "range", id: "frame-range", min: 0, max: 0, value: 0, step: 1 });
   const scrubber = h("div", { class: "scrubber" },
@@ -45,7 +45,7 @@ export function runView(app, main, runId) {
     h("section", { class: "card", "aria-labelledby": "log-title" },
       h("div", { class: "title-row" }, h("h2", { id: "log-title" }, "Events"),
         h("div", { class: "field inline" }, h("label", { for: "log-filter" }, "Type"), typeSel)),
-      h("div", { class: "log-wrap" }, log))));
+      h("div", { class: "log-wrap", tabindex: "0", role: "region", "aria-label": "events, scrollable" }, log))));
 
   range.addEventListener("input", () => { state.frameIndex = Number(range.value); drawGraph(); });
 
