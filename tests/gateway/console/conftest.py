@@ -49,6 +49,7 @@ def _gateway(db: Path, root: Path) -> Gateway:
         .register("approval", load_workflow(str(EXAMPLES / "approval.py")), description="ship a draft")
         .register("signal", load_workflow(str(EXAMPLES / "signal.py")))
         .register("parallel", load_workflow(str(EXAMPLES / "parallel.py")))
+        .register("loop", load_workflow(str(EXAMPLES / "loop.py")))
         .register("pick", workflows.pick)
         .register("ranked", workflows.ranked)
     )
