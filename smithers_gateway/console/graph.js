@@ -2,7 +2,7 @@
 // branches side by side, loops boxed with their iteration), and its attempts on a time axis.
 
 const NS = "http://www.w3.org/2000/svg";
-const LEAF_W = 150, LEAF_H = 46, GAP = 22, PAD = 12, HEAD = 22;
+const LEAF_W = 176, LEAF_H = 46, GAP = 22, PAD = 12, HEAD = 22;
 const LEAVES = new Set(["task", "approval", "signal", "timer", "wait", "subflow", "sleep"]);
 
 export function el(tag, attrs, ...children) {
@@ -146,7 +146,7 @@ export function timelineSvg(attempts, nodeStates, startMs, endMs) {
   const w = labelW + barW + 20, h = top + rows.length * rowH + 8;
   const span = Math.max(1, endMs - startMs);
   const xOf = (t) => labelW + ((Math.max(startMs, t) - startMs) / span) * barW;
-  const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, width: "100%", class: "timeline", role: "img",
+  const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, class: "timeline", role: "img",
     "aria-label": `timeline of ${rows.length} attempts and waits` });
   for (let i = 0; i <= 4; i++) {
     const x = labelW + (barW * i) / 4;

@@ -31,7 +31,7 @@ export function runView(app, main, runId) {
       app.can("run:write", "forkRun") ? h("button", { type: "button", id: "fork", class: "small", onclick: () => fork() }, "Fork from this frame") : null));
   const details = h("div", { class: "card node-details", id: "node-details", "aria-live": "polite" },
     h("p", { class: "meta" }, "Select a node to see its output and attempts."));
-  const timeline = h("div", { class: "timeline-box", id: "timeline" });
+  const timeline = h("div", { class: "timeline-box", id: "timeline", tabindex: "0", role: "region", "aria-label": "timeline, scrollable" });
   const typeSel = h("select", { id: "log-filter", onchange: (e) => { state.typeFilter = e.target.value; drawLog(); } },
     h("option", { value: "" }, "all events"));
   const log = h("ol", { class: "event-log", id: "event-log", "aria-label": "event log" });

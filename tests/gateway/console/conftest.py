@@ -46,7 +46,9 @@ def _gateway(db: Path, root: Path) -> Gateway:
             heartbeat_ms=2_000,
             drain_timeout_ms=2_000,
         )
-        .register("approval", load_workflow(str(EXAMPLES / "approval.py")), description="ship a draft")
+        .register(
+            "approval", load_workflow(str(EXAMPLES / "approval.py")), description="ship a draft"
+        )
         .register("signal", load_workflow(str(EXAMPLES / "signal.py")))
         .register("parallel", load_workflow(str(EXAMPLES / "parallel.py")))
         .register("loop", load_workflow(str(EXAMPLES / "loop.py")))

@@ -79,7 +79,9 @@ def test_two_approvals_are_decided_in_one_action(page: Page, live: LiveGateway) 
     page.get_by_role("button", name="Approve selected").click()
     expect(page.locator("#toast")).to_contain_text("2 decisions recorded")
     for run_id in runs:
-        expect(page.locator(f'article.approval[data-approval="{run_id}/review/0"]')).to_have_count(0)
+        expect(page.locator(f'article.approval[data-approval="{run_id}/review/0"]')).to_have_count(
+            0
+        )
         live.wait_status(run_id, "finished")
 
 

@@ -3,8 +3,6 @@ while the page is open (the banner, the recovery, every event once)."""
 
 from __future__ import annotations
 
-import re
-
 from playwright.sync_api import Page, expect
 
 from .conftest import LiveGateway, sign_in
@@ -39,7 +37,9 @@ def test_a_rewind_from_the_scrubber_reruns_the_nodes_after_the_frame(
     expect(page.locator("#run-status")).to_have_text("finished")
     after = live.call("listAttempts", runId=run_id, nodeId="refine", iteration=2)
     assert len(after) == 1 and after[0]["startedAtMs"] >= before[0]["finishedAtMs"]
-    jumped = page.locator('#event-log li[data-type="run.time_travel_jumped"]').get_attribute("data-seq")
+    jumped = page.locator('#event-log li[data-type="run.time_travel_jumped"]').get_attribute(
+        "data-seq"
+    )
     restarted = page.locator('#event-log li[data-type="node.started"]').evaluate_all(
         "items => items.map(i => Number(i.dataset.seq))"
     )
