@@ -56,12 +56,12 @@ export function runsView(app, main) {
     if (!all.length) counts.append(h("li", {}, "No runs yet."));
     const now = Date.now();
     tbody.replaceChildren(...shown.map((r) => h("tr", { "data-run": r.runId, "data-status": r.status },
-      h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(r.runId)}` }, r.runId)),
-      h("td", {}, r.workflowName || "—"),
-      h("td", {}, badge(r.status)),
-      h("td", {}, fmtTime(r.startedAtMs)),
-      h("td", {}, r.startedAtMs ? fmtSpan((r.finishedAtMs || now) - r.startedAtMs) : "—"),
-      h("td", {}, waitingFor(r)))));
+      h("td", { "data-label": "Run" }, h("a", { href: `#/runs/${encodeURIComponent(r.runId)}` }, r.runId)),
+      h("td", { "data-label": "Workflow" }, r.workflowName || "—"),
+      h("td", { "data-label": "Status" }, badge(r.status)),
+      h("td", { "data-label": "Started" }, fmtTime(r.startedAtMs)),
+      h("td", { "data-label": "Duration" }, r.startedAtMs ? fmtSpan((r.finishedAtMs || now) - r.startedAtMs) : "—"),
+      h("td", { "data-label": "Waiting for" }, waitingFor(r)))));
     if (!shown.length) tbody.append(h("tr", {}, h("td", { colspan: 6 }, "No runs match.")));
   }
 

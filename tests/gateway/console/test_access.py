@@ -52,9 +52,13 @@ def test_the_root_redirects_to_the_console(live: LiveGateway) -> None:
     assert res.status_code == 302 and res.headers["location"] == "/console/"
 
 
-@pytest.fixture(params=[WIDE, NARROW], ids=["1280", "390"])
+@pytest.fixture(
+    params=[(WIDE, "light"), (NARROW, "light"), (WIDE, "dark"), (NARROW, "dark")],
+    ids=["1280", "390", "1280-dark", "390-dark"],
+)
 def sized(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[Page, str]]:
-    context = browser.new_context(viewport=request.param)
+    viewport, scheme = request.param
+    context = browser.new_context(viewport=viewport, color_scheme=scheme)
     context.set_default_timeout(15_000)
     try:
         yield context.new_page(), request.node.callspec.id
