@@ -55,7 +55,7 @@ export function runsView(app, main) {
       h("strong", {}, String(tally[s])), ` ${s}`))));
     if (!all.length) counts.append(h("li", {}, "No runs yet."));
     const now = Date.now();
-    tbody.replaceChildren(...shown.map((r) => h("tr", { "data-run": r.runId, "data-status": r.status },
+    tbody.replaceChildren(...shown.map((r) => h("tr", { "data-run": r.runId, "data-status": r.status, "data-workflow": r.workflowName },
       h("td", { "data-label": "Run" }, h("a", { href: `#/runs/${encodeURIComponent(r.runId)}` }, r.runId)),
       h("td", { "data-label": "Workflow" }, r.workflowName || "—"),
       h("td", { "data-label": "Status" }, badge(r.status)),

@@ -52,6 +52,8 @@ def _gateway(db: Path, root: Path) -> Gateway:
         .register("signal", load_workflow(str(EXAMPLES / "signal.py")))
         .register("parallel", load_workflow(str(EXAMPLES / "parallel.py")))
         .register("loop", load_workflow(str(EXAMPLES / "loop.py")))
+        .register("failing", load_workflow(str(EXAMPLES / "failing.py")))
+        .register("retry", load_workflow(str(EXAMPLES / "retry.py")))
         .register("pick", workflows.pick)
         .register("ranked", workflows.ranked)
     )

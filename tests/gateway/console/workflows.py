@@ -36,10 +36,14 @@ def pick(ctx: Any) -> Workflow:
 
 @smithers
 def ranked(ctx: Any) -> Workflow:
+    def order() -> dict[str, str]:
+        decision = ctx.approval("order")
+        return {"message": " > ".join((decision.decision or {}).get("ranked") or [])}
+
     return Workflow(
         "ranked",
         [
             Approval("order", request={"title": "Rank them"}, mode="rank", options=COLOURS),
-            Task("sorted", output=outputs.console_picked, run={"message": "ranked"}),
+            Task("sorted", output=outputs.console_picked, run=order),
         ],
     )
