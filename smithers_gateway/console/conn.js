@@ -13,6 +13,8 @@ export class Conn {
     this.ready = false;
     this.stopped = false;
     this.delay = 250;
+    this.abandoned = 0; // streams of this socket that nobody follows any more
+    this.recycling = false;
   }
 
   start() {
@@ -35,12 +37,16 @@ export class Conn {
 
   closed(ws) {
     if (ws !== this.ws) return;
-    const wasReady = this.ready;
     this.ready = false;
     for (const [, p] of this.pending) p.reject(new Error("offline"));
     this.pending.clear();
     if (this.stopped) return;
-    this.hooks.onOnline(false, wasReady);
+    if (this.recycling) { // our own doing: no banner, straight back
+      this.recycling = false;
+      this.open();
+      return;
+    }
+    this.hooks.onOnline(false);
     const wait = this.delay * (0.75 + Math.random() / 2);
     this.delay = Math.min(this.delay * 2, 5000);
     setTimeout(() => { if (!this.stopped) this.open(); }, wait);
@@ -109,6 +115,7 @@ export class Conn {
     }
     this.ready = true;
     this.delay = 250;
+    this.abandoned = 0;
     this.hooks.onOnline(true);
     this.hooks.onHello(hello);
     for (const runId of this.streams.keys()) this.resume(runId);
@@ -121,6 +128,8 @@ export class Conn {
   }
 
   unfollow(runId) {
+    const s = this.streams.get(runId);
+    if (s && !s.ended) this.abandoned += 1;
     this.streams.delete(runId);
   }
 
@@ -134,8 +143,19 @@ export class Conn {
       const opened = await this.request("streamRunEvents", { runId, afterSeq: s.lastSeq });
       s.streamId = opened.streamId;
     } catch (err) {
-      if (err.code === "RateLimited") setTimeout(() => this.resume(runId), 1000);
+      if (err.code !== "RateLimited") return;
+      // A socket holds at most 8 streams and the protocol cannot stop one: the streams of
+      // runs no longer on screen go with the socket, and the followed ones resume.
+      if (this.abandoned > 0) this.recycle();
+      else setTimeout(() => this.resume(runId), 1000);
     }
+  }
+
+  recycle() {
+    if (this.recycling || !this.ws) return;
+    this.recycling = true;
+    this.abandoned = 0;
+    this.ws.close(4000, "streams recycled");
   }
 
   streamEvent(p) {

@@ -70,3 +70,21 @@ def test_a_gateway_restart_shows_the_banner_and_the_page_recovers_every_event_on
     assert found == list(range(len(found)))
     stored = live.call("getRun", runId=run_id)
     assert stored["status"] == "finished"
+
+
+def test_one_page_follows_more_runs_than_a_socket_holds_streams(
+    page: Page, live: LiveGateway
+) -> None:
+    runs = [live.call("launchRun", workflow="approval")["runId"] for _ in range(10)]
+    for run_id in runs:
+        live.wait_status(run_id, "waiting-approval")
+    sign_in(page, live, hash="#/runs")
+    for run_id in runs:  # each page opens a stream that stays open: the run waits
+        page.evaluate("id => { location.hash = '#/runs/' + id; }", run_id)
+        expect(page.locator("#run-title")).to_have_text(run_id)
+        expect(page.locator('#event-log li[data-type="approval.requested"]')).to_have_count(1)
+    expect(page.locator("#banner")).to_be_hidden()
+    live.call("submitApproval", runId=runs[-1], nodeId="review", approved=True)
+    expect(page.locator("#run-status")).to_have_text("finished")
+    found = seqs(page)
+    assert found == list(range(len(found)))
