@@ -78,7 +78,7 @@ function showWho(auth) {
   document.getElementById("nav").hidden = false;
   const who = auth.userId ? `${auth.userId} · ` : "";
   document.getElementById("who-text").textContent = `${who}${auth.role}`;
-  document.getElementById("who-text").title = `scopes: ${(auth.scopes || []).join(", ")}`;
+  document.getElementById("who-scopes").textContent = `scopes: ${(auth.scopes || []).join(", ") || "none"}`;
   for (const link of document.querySelectorAll("[data-needs]")) {
     link.hidden = !app.can(link.dataset.needs);
   }

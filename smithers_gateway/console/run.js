@@ -86,6 +86,9 @@ export function runView(app, main, runId) {
         act("cancelRun", { runId }, "Cancel requested");
       } }, "Cancel run"));
     }
+    if (app.can("run:write", "pauseRun") && r.status === "running") {
+      parts.push(h("button", { type: "button", id: "pause-run", onclick: () => act("pauseRun", { runId }, "Pause requested") }, "Pause"));
+    }
     if (app.can("run:write", "resumeRun") && (r.status === "paused" || r.status === "failed")) {
       parts.push(h("button", { type: "button", id: "resume-run", onclick: () => act("resumeRun", { runId }, "Resume requested") }, "Resume"));
     }

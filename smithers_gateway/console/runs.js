@@ -9,11 +9,18 @@ export function badge(status) {
   return h("span", { class: `badge s-${status}` }, status);
 }
 
-function waitingFor(run) {
+// What a run waits for, and whom: an approval's allowed users or scopes when it names them.
+function waitingFor(run, approvals) {
   const b = run.runState?.blocked;
   if (!b) return "—";
-  const who = b.kind === "approval" ? "an approval" : b.kind === "signal" || b.kind === "event" ? "a signal" : b.kind;
-  return `${who}: ${b.nodeId}`;
+  if (b.kind === "approval") {
+    const a = approvals.find((x) => x.runId === run.runId && x.nodeId === b.nodeId);
+    const whom = a?.allowedUsers?.length ? a.allowedUsers.join(", ")
+      : a?.allowedScopes?.length ? `scope ${a.allowedScopes.join(", ")}` : "an operator";
+    return `${whom}: approval ${b.nodeId}`;
+  }
+  const what = b.kind === "signal" || b.kind === "event" ? "a signal" : b.kind;
+  return `${what}: ${b.nodeId}`;
 }
 
 export function runsView(app, main) {
@@ -61,7 +68,7 @@ export function runsView(app, main) {
       h("td", { "data-label": "Status" }, badge(r.status)),
       h("td", { "data-label": "Started" }, fmtTime(r.startedAtMs)),
       h("td", { "data-label": "Duration" }, r.startedAtMs ? fmtSpan((r.finishedAtMs || now) - r.startedAtMs) : "—"),
-      h("td", { "data-label": "Waiting for" }, waitingFor(r)))));
+      h("td", { "data-label": "Waiting for" }, waitingFor(r, app.approvals)))));
     if (!shown.length) tbody.append(h("tr", {}, h("td", { colspan: 6 }, "No runs match.")));
   }
 

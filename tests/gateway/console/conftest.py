@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from smithers.loader import load_workflow
 from smithers_gateway import Gateway
 
+from .. import workflows as gateway_workflows
 from . import workflows
 
 CHROMIUM = Path(os.environ.get("SMITHERS_CHROMIUM", "/usr/bin/chromium"))
@@ -54,6 +55,7 @@ def _gateway(db: Path, root: Path) -> Gateway:
         .register("loop", load_workflow(str(EXAMPLES / "loop.py")))
         .register("failing", load_workflow(str(EXAMPLES / "failing.py")))
         .register("retry", load_workflow(str(EXAMPLES / "retry.py")))
+        .register("slow", gateway_workflows.slow)
         .register("pick", workflows.pick)
         .register("ranked", workflows.ranked)
     )

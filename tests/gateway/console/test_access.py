@@ -19,6 +19,7 @@ def test_a_token_without_approval_submit_sees_no_approve_button(
     live.wait_status(run_id, "waiting-approval")
     sign_in(page, live, token="viewer-token", hash="#/approvals")
     expect(page.locator("#who-text")).to_have_text("vic · viewer")
+    expect(page.locator("#who-scopes")).to_have_text("scopes: run:read, run:write")
     card = page.locator(f'article.approval[data-approval="{run_id}/review/0"]')
     expect(card).to_contain_text("You may not decide approvals.")
     expect(card.get_by_role("button", name="Approve")).to_have_count(0)

@@ -115,3 +115,14 @@ def test_a_run_is_cancelled_after_confirmation(page: Page, live: LiveGateway) ->
     expect(page.locator("#run-status")).to_have_text("cancelled")
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     assert live.call("getRun", runId=run_id)["status"] == "cancelled"
+
+
+def test_a_paused_run_is_resumed(page: Page, live: LiveGateway) -> None:
+    run_id = live.call("launchRun", workflow="slow", input={"seconds": 1})["runId"]
+    sign_in(page, live, hash=f"#/runs/{run_id}")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#toast")).to_contain_text("Pause requested")
+    expect(page.locator("#run-status")).to_have_text("paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#run-status")).to_have_text("finished")
+    expect(page.get_by_role("button", name="Resume")).to_have_count(0)

@@ -15,7 +15,7 @@ def test_the_runs_list_is_live_with_counts_and_filters(page: Page, live: LiveGat
     first = live.call("launchRun", workflow="ranked")["runId"]
     live.wait_status(first, "waiting-approval")
     sign_in(page, live, hash="#/runs")
-    expect(page.locator(f'tr[data-run="{first}"]')).to_be_visible()
+    expect(page.locator(f'tr[data-run="{first}"]')).to_contain_text("an operator: approval order")
     second = live.call("launchRun", workflow="ranked")["runId"]  # not launched by the page
     expect(page.locator(f'tr[data-run="{second}"]')).to_be_visible()
     page.get_by_label("Workflow").select_option("ranked")
