@@ -84,8 +84,11 @@ function showWho(auth) {
   }
 }
 
-function start(token) {
+// `probe`: a first try without a token (an open gateway, or a proxy that vouches for the
+// caller, lets it in); a refusal then asks for a token without an error.
+function start(token, probe = false) {
   if (app.conn) app.conn.stop();
+  main.replaceChildren(h("p", { class: "meta" }, "Connecting…"));
   let first = true;
   app.conn = new Conn(wsUrl(), token, {
     onHello(hello) {
@@ -106,7 +109,7 @@ function start(token) {
     onAuthFailed(message) {
       sessionStorage.removeItem(TOKEN_KEY);
       app.conn = null;
-      signIn(`Sign-in refused: ${message}`);
+      signIn(probe ? undefined : `Sign-in refused: ${message}`);
     },
   });
   app.conn.start();
@@ -138,5 +141,5 @@ document.getElementById("sign-out").addEventListener("click", () => {
 });
 
 const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved === null) signIn();
+if (saved === null) start("", true);
 else start(saved);

@@ -32,15 +32,16 @@ TOKENS: dict[str, dict[str, Any]] = {
     "op-token": {"role": "operator", "scopes": ["*"], "userId": "ops"},
     "viewer-token": {"role": "viewer", "scopes": ["run:read", "run:write"], "userId": "vic"},
 }
+TOKEN_AUTH: dict[str, Any] = {"mode": "token", "tokens": TOKENS}
 WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
 T = TypeVar("T")
 
 
-def _gateway(db: Path, root: Path) -> Gateway:
+def _gateway(db: Path, root: Path, auth: dict[str, Any] | None) -> Gateway:
     return (
         Gateway(
-            auth={"mode": "token", "tokens": TOKENS},
+            auth=auth,
             db=f"sqlite:///{db}",
             workspace_root=root,
             operator_ui={"path": "/console"},
@@ -64,13 +65,13 @@ def _gateway(db: Path, root: Path) -> Gateway:
 class LiveGateway:
     """A Gateway listening in a thread of its own; `rpc` calls it over HTTP."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, auth: dict[str, Any] | None = TOKEN_AUTH) -> None:
+        self.root, self.auth = root, auth
         self.db = root / "console.db"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.gateway = _gateway(self.db, root)
+        self.gateway = _gateway(self.db, root, auth)
         self.port: int = self.run(self.gateway.listen(port=0)).port or 0
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -85,7 +86,7 @@ class LiveGateway:
 
     def start_again(self) -> None:
         """A new gateway on the same port and database."""
-        self.gateway = _gateway(self.db, self.root)
+        self.gateway = _gateway(self.db, self.root, self.auth)
         self.run(self.gateway.listen(port=self.port))
 
     def close(self) -> None:

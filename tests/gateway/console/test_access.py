@@ -46,6 +46,20 @@ def test_a_refused_token_is_asked_again(page: Page, live: LiveGateway) -> None:
     expect(page.get_by_label("Token")).to_be_visible()
 
 
+def test_an_open_gateway_needs_no_sign_in(
+    page: Page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    open_gateway = LiveGateway(tmp_path_factory.mktemp("open"), auth=None)
+    try:
+        page.goto(f"{open_gateway.url}/")
+        expect(page.locator("#who-text")).to_have_text("operator")
+        expect(page.locator("#who-scopes")).to_have_text("scopes: *")
+        expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+        expect(page.get_by_label("Token")).to_have_count(0)
+    finally:
+        open_gateway.close()
+
+
 def test_the_root_redirects_to_the_console(live: LiveGateway) -> None:
     import httpx
 
