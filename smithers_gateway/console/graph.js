@@ -132,7 +132,7 @@ export function graphSvg(tree, states, selected) {
 }
 
 // Attempts as bars on a time axis; nodes still waiting as hatched bars up to now.
-export function timelineSvg(attempts, nodeStates, startMs, endMs) {
+export function timelineSvg(attempts, nodeStates, startMs, endMs, width = 670) {
   const rows = [];
   for (const a of attempts) {
     rows.push({ label: `${a.nodeId}${a.iteration ? "#" + a.iteration : ""} try ${a.attempt}`, from: a.startedAtMs, to: a.finishedAtMs || endMs, state: a.state, retry: a.attempt > 1 });
@@ -142,12 +142,14 @@ export function timelineSvg(attempts, nodeStates, startMs, endMs) {
       rows.push({ label: `${n.nodeId} waits`, from: n.updatedAtMs, to: endMs, state: n.state });
     }
   }
-  const labelW = 130, barW = 520, rowH = 22, top = 24;
+  const labelW = 130, barW = Math.max(360, width - labelW - 30), rowH = 22, top = 24;
   const w = labelW + barW + 20, h = top + rows.length * rowH + 8;
   const span = Math.max(1, endMs - startMs);
   const xOf = (t) => labelW + ((Math.max(startMs, t) - startMs) / span) * barW;
   const svg = el("svg", { viewBox: `0 0 ${w} ${h}`, width: w, height: h, class: "timeline", role: "img",
     "aria-label": `timeline of ${rows.length} attempts and waits` });
+  svg.append(el("defs", {}, el("pattern", { id: "hatch", width: "6", height: "6", patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" },
+    el("rect", { width: "6", height: "6", class: "hatch-bg" }), el("line", { x1: "0", y1: "0", x2: "0", y2: "6", class: "hatch-line" }))));
   for (let i = 0; i <= 4; i++) {
     const x = labelW + (barW * i) / 4;
     svg.append(el("line", { x1: x, x2: x, y1: 16, y2: h, class: "tick" }));

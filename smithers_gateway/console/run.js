@@ -193,7 +193,7 @@ export function runView(app, main, runId) {
       timeline.replaceChildren(h("p", { class: "meta" }, "No attempts yet."));
       return;
     }
-    timeline.replaceChildren(timelineSvg(state.attempts, state.nodes, start, Math.max(end, start + 1)));
+    timeline.replaceChildren(timelineSvg(state.attempts, state.nodes, start, Math.max(end, start + 1), timeline.clientWidth));
   }
 
   function describe(e) {

@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .conftest import LiveGateway, sign_in
+from .conftest import LiveGateway, shoot, sign_in
 
 
 def test_the_runs_list_is_live_with_counts_and_filters(page: Page, live: LiveGateway) -> None:
@@ -68,6 +68,7 @@ def test_a_failed_node_shows_its_error_by_keyboard_and_retries_show_on_the_timel
     expect(bars).to_have_count(3)
     expect(page.locator("#timeline rect.bar.retry")).to_have_count(2)
     expect(page.locator("#timeline rect.bar.failed")).to_have_count(2)
+    shoot(page, "run-retry-1280")
 
 
 def test_the_event_log_filters_by_type(page: Page, live: LiveGateway) -> None:
