@@ -1,10 +1,11 @@
 """The operator console: static HTML, CSS and JavaScript in `smithers_gateway/console/`,
 served at `operator_ui={"path": "/console"}` (or `ui=True`), with `GET /` redirecting to it.
 
-The page gets its paths first in `<head>` (`window.__SMITHERS_CONSOLE__ = {"apiVersion",
-"consolePath", "rpcPath", "wsPath"}`, the prefix of a host app that mounts the gateway
-included); it holds no secret: the operator signs in with a token, kept in the browser's
-session storage, and every call it makes is authenticated like any other.
+The page gets its paths in a JSON data block (`<script type="application/json"
+id="smithers-console-boot">{"apiVersion", "consolePath", "rpcPath", "wsPath"}</script>`, the
+prefix of a host app that mounts the gateway included), so a Content-Security-Policy can
+refuse every inline script; it holds no secret: the operator signs in with a token, kept in
+the browser's session storage, and every call it makes is authenticated like any other.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ from .pages import MOUNT_PATH, PAGE_HEADERS, script_json
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 DEFAULT_PATH = "/console"
-BOOT_NAME = "__SMITHERS_CONSOLE__"
+BOOT_ID = "smithers-console-boot"
+# Only the package's own files: no inline script or style, no other origin, no framing.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def console_path(ui: Any, operator_ui: Any) -> str | None:
@@ -65,9 +71,9 @@ def console_routes(path: str) -> list[BaseRoute]:
             "wsPath": prefix + "/",
         }
         document = await anyio.Path(CONSOLE_DIR / "index.html").read_text(encoding="utf-8")
-        script = f"<script>window.{BOOT_NAME} = {script_json(boot)};</script>"
+        script = f'<script type="application/json" id="{BOOT_ID}">{script_json(boot)}</script>'
         document = document.replace("<!--boot-->", script, 1)
-        return HTMLResponse(document, headers=PAGE_HEADERS)
+        return HTMLResponse(document, headers={**PAGE_HEADERS, "content-security-policy": CSP})
 
     return [
         Route(path, page, methods=["GET", "HEAD"]),

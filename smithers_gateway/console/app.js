@@ -8,7 +8,7 @@ import { launchView } from "./launch.js";
 import { runView } from "./run.js";
 import { runsView } from "./runs.js";
 
-const boot = window.__SMITHERS_CONSOLE__ || { wsPath: "/", rpcPath: "/v1/rpc", consolePath: "/console" };
+const boot = JSON.parse(document.getElementById("smithers-console-boot")?.textContent || '{"wsPath": "/"}');
 const TOKEN_KEY = "smithers.console.token";
 const main = document.getElementById("main");
 

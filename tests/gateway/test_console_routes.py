@@ -27,13 +27,14 @@ async def test_the_console_is_served_with_its_paths_and_the_root_redirects(
         assert root.status_code == 302 and root.headers["location"] == "/ops/"
         page = await client.get("/ops/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        boot = page.text.split("window.__SMITHERS_CONSOLE__ = ", 1)[1].split(";</script>")[0]
+        boot = page.text.split('id="smithers-console-boot">', 1)[1].split("</script>")[0]
         assert json.loads(boot) == {
             "apiVersion": "v1",
             "consolePath": "/ops",
             "rpcPath": "/v1/rpc",
             "wsPath": "/",
         }
+        assert "script-src 'self';" in page.headers["content-security-policy"]
         assert (await client.get("/ops")).text == page.text
         script = await client.get("/ops/app.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]

@@ -143,15 +143,32 @@ def browser() -> Iterator[Browser]:
             found.close()
 
 
+def watch_errors(page: Page) -> list[str]:
+    """Uncaught errors of the page's scripts, and what its Content-Security-Policy refused."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and message.text.startswith("Refused")
+            else None
+        ),
+    )
+    return errors
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport=WIDE)
     context.set_default_timeout(15_000)
     found = context.new_page()
+    errors = watch_errors(found)
     try:
         yield found
     finally:
         context.close()
+    assert errors == []
 
 
 def sign_in(page: Page, live: LiveGateway, token: str = "op-token", hash: str = "") -> None:

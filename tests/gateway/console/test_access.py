@@ -9,7 +9,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import NARROW, WIDE, LiveGateway, shoot, sign_in
+from .conftest import NARROW, WIDE, LiveGateway, shoot, sign_in, watch_errors
 
 
 def test_a_token_without_approval_submit_sees_no_approve_button(
@@ -75,10 +75,13 @@ def sized(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[Pa
     viewport, scheme = request.param
     context = browser.new_context(viewport=viewport, color_scheme=scheme)
     context.set_default_timeout(15_000)
+    found = context.new_page()
+    errors = watch_errors(found)
     try:
-        yield context.new_page(), request.node.callspec.id
+        yield found, request.node.callspec.id
     finally:
         context.close()
+    assert errors == []
 
 
 def serious(page: Page) -> list[str]:
