@@ -132,7 +132,10 @@ function route() {
   else current = runsView(app, main);
 }
 
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => {
+  route();
+  main.focus(); // a screen reader starts on the new view
+});
 document.getElementById("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   if (app.conn) app.conn.stop();

@@ -25,7 +25,9 @@ export function launchView(app, main, chosen) {
 
   function drawInput() {
     const w = workflows.find((x) => x.key === wfSel.value);
-    form.querySelector("#launch-description").textContent = w?.description || "";
+    const about = form.querySelector("#launch-description");
+    about.replaceChildren(w?.description || "");
+    if (w?.hasUi) about.append(w.description ? " · " : "", h("a", { href: w.uiPath }, "the workflow's own page"));
     fields = formFields(w?.inputSchema);
     area.replaceChildren();
     if (fields && !asJson) {

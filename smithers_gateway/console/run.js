@@ -268,6 +268,15 @@ export function runView(app, main, runId) {
   });
   app.conn.follow(runId, onStreamEvent);
   const tick = setInterval(() => { if (state.run && !TERMINAL.has(state.run.status)) { drawHead(); drawTimeline(); } }, 2000);
+  let resizing = null;
+  const resized = () => { clearTimeout(resizing); resizing = setTimeout(() => { if (state.run) drawTimeline(); }, 150); };
+  window.addEventListener("resize", resized);
   load();
-  return { unmount() { app.conn.unfollow(runId); clearInterval(tick); clearTimeout(timer); } };
+  return {
+    unmount() {
+      app.conn.unfollow(runId);
+      clearInterval(tick); clearTimeout(timer); clearTimeout(resizing);
+      window.removeEventListener("resize", resized);
+    },
+  };
 }
