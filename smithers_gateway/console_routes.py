@@ -60,7 +60,8 @@ def console_path(ui: Any, operator_ui: Any) -> str | None:
 
 
 def console_routes(path: str) -> list[BaseRoute]:
-    """`path` and `path/` answer the page with its boot data; `path/<file>` its assets."""
+    """`path/` answers the page with its boot data (`path` redirects there), `path/<file>`
+    its assets."""
 
     async def page(request: Request) -> Response:
         prefix = request.scope.get("root_path", "")
@@ -75,8 +76,12 @@ def console_routes(path: str) -> list[BaseRoute]:
         document = document.replace("<!--boot-->", script, 1)
         return HTMLResponse(document, headers={**PAGE_HEADERS, "content-security-policy": CSP})
 
+    async def bare(request: Request) -> Response:
+        # The page's files are linked relative to `path/`.
+        return RedirectResponse(request.scope.get("root_path", "") + path + "/", 308)
+
     return [
-        Route(path, page, methods=["GET", "HEAD"]),
+        Route(path, bare, methods=["GET", "HEAD"]),
         Route(path + "/", page, methods=["GET", "HEAD"]),
         Mount(path, StaticFiles(directory=CONSOLE_DIR)),
     ]

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from smithers.errors import SmithersError
 from smithers_gateway import Gateway
@@ -35,7 +38,8 @@ async def test_the_console_is_served_with_its_paths_and_the_root_redirects(
             "wsPath": "/",
         }
         assert "script-src 'self';" in page.headers["content-security-policy"]
-        assert (await client.get("/ops")).text == page.text
+        bare = await client.get("/ops")
+        assert bare.status_code == 308 and bare.headers["location"] == "/ops/"
         script = await client.get("/ops/app.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert (await client.get("/ops/missing.js")).status_code == 404
@@ -58,6 +62,22 @@ async def test_ui_true_serves_it_at_console_and_without_it_the_root_is_an_index(
     ):
         assert (await client.get("/")).json()["service"] == "smithers gateway"
         assert (await client.get("/console/")).status_code == 404
+
+
+async def test_a_mounted_gateway_serves_the_console_under_its_prefix(tmp_path: Path) -> None:
+    gateway = Gateway(db=f"sqlite:///{tmp_path / 'gw.db'}", workspace_root=tmp_path, ui=True)
+    host = Starlette(routes=[Mount("/gateway", app=gateway.app)])
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        root = await client.get("/gateway/")
+        assert root.status_code == 302 and root.headers["location"] == "/gateway/console/"
+        bare = await client.get("/gateway/console")
+        assert bare.status_code == 308 and bare.headers["location"] == "/gateway/console/"
+        page = (await client.get("/gateway/console/")).text
+        boot = json.loads(page.split('id="smithers-console-boot">', 1)[1].split("</script>")[0])
+        assert boot["consolePath"] == "/gateway/console"
+        assert (boot["rpcPath"], boot["wsPath"]) == ("/gateway/v1/rpc", "/gateway/")
+        assert (await client.get("/gateway/console/conn.js")).status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/", "console", "/a//b", "/a/../b", 5])
