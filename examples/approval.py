@@ -4,9 +4,13 @@ smithers up examples/approval.py --input '{"msg": "ship it"}'
 smithers runs approve RUN_ID review --db sqlite:///smithers.db
 """
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from smithers import Approval, Task, Workflow, create_smithers
+
+
+class Request(BaseModel):
+    msg: str = Field("hello", min_length=1, description="the text to ship")
 
 
 class Draft(BaseModel):
@@ -18,7 +22,7 @@ class Shipped(BaseModel):
     approved_by: str | None
 
 
-smithers, outputs = create_smithers(draft=Draft, shipped=Shipped)
+smithers, outputs = create_smithers(input=Request, draft=Draft, shipped=Shipped)
 
 
 @smithers

@@ -105,14 +105,20 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def input_schema(workflow: SmithersWorkflow, where: str) -> dict[str, Any] | None:
+    """The JSON schema of the workflow's input model, or None (no model, or one pydantic
+    cannot describe: the workflow is listed all the same)."""
+    if workflow.input_model is None:
+        return None
+    try:
+        return workflow.input_model.model_json_schema()
+    except Exception:
+        logger.warning("no JSON schema for the input model of %s", where, exc_info=True)
+        return None
+
+
 def described(path: str, workflow: SmithersWorkflow) -> Entry:
-    schema = None
-    if workflow.input_model is not None:
-        try:
-            schema = workflow.input_model.model_json_schema()
-        except Exception:  # a model pydantic cannot describe: listed all the same
-            logger.warning("no JSON schema for the input model of %s", path, exc_info=True)
-    return {"path": path, "name": workflow.name, "inputSchema": schema}
+    return {"path": path, "name": workflow.name, "inputSchema": input_schema(workflow, path)}
 
 
 def failed(path: str, error: SmithersError) -> Entry:

@@ -91,5 +91,7 @@ def run(args: argparse.Namespace) -> int:
         f"auth {auth})",
         flush=True,
     )
+    if gateway.console_path is not None:
+        print(f"console on http://{shown}:{args.port}{gateway.console_path}/", flush=True)
     server.run()
     return 0 if server.started else 1

@@ -20,6 +20,7 @@ from smithers.host import RunHost
 from smithers.scheduler import Scheduler
 from smithers.web.app import build_app
 
+from .console_routes import console_routes, redirect_to
 from .context import GatewayContext
 from .frames import API_VERSION
 from .http import routes
@@ -81,6 +82,7 @@ def build(
     drain_timeout_s: float,
     kill_runs: Callable[[], bool],
     scheduler: Scheduler | None = None,
+    console: str | None = None,
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -106,8 +108,10 @@ def build(
                 with anyio.CancelScope(shield=True):
                     await drain(host, ctx, kill_runs=kill_runs(), timeout_s=drain_timeout_s)
 
+    served = [redirect_to(console), *console_routes(console)] if console is not None else []
     app = build_app(
         [
+            *served,
             *routes(ctx, table, metrics_auth=metrics_auth),
             *webhook_routes(ctx),
             *websocket_routes(ctx, table, sockets),

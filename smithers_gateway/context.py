@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from smithers.catalog import input_schema
 from smithers.clock import now_ms
 from smithers.errors import SmithersError
 from smithers.principal import Principal
@@ -72,6 +73,7 @@ class GatewayContext:
                 "description": entry.description,
                 "hasUi": self.pages.path_of(entry.key) is not None,
                 "uiPath": self.pages.path_of(entry.key),
+                "inputSchema": input_schema(entry.workflow, entry.key),
             }
             for entry in self.registry.entries()
         ]

@@ -34,6 +34,7 @@ from . import (
     timetravel_methods,
 )
 from .app import build, drain
+from .console_routes import console_path
 from .context import GatewayContext
 from .metrics import GatewayMetrics
 from .pages import Pages
@@ -50,12 +51,6 @@ def _positive(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise SmithersError("INVALID_REQUEST", f"{name} must be a positive integer")
     return value
-
-
-def _console_paths(operator_ui: Any) -> list[str]:
-    """The operator console's path, which no workflow page may take."""
-    path = operator_ui.get("path") if isinstance(operator_ui, Mapping) else None
-    return [path] if isinstance(path, str) else []
 
 
 class Gateway:
@@ -95,7 +90,8 @@ class Gateway:
         self.drain_timeout_ms = _positive("drain_timeout_ms", drain_timeout_ms)
         self.auth_deadline_ms = _positive("auth_deadline_ms", auth_deadline_ms)
         self.workspace_root = Path(workspace_root).resolve()
-        self.ui, self.operator_ui = ui, operator_ui  # served by the console, a later step
+        self.ui, self.operator_ui = ui, operator_ui
+        self.console_path = console_path(ui, operator_ui)
         self.metrics_auth = metrics_auth
         self.allow_network = allow_network
         self.poll_interval = poll_interval
@@ -104,7 +100,7 @@ class Gateway:
             None if scheduler_poll_ms is None else _positive("scheduler_poll_ms", scheduler_poll_ms)
         )
         self.registry = WorkflowRegistry()
-        self.pages = Pages(self.workspace_root, _console_paths(operator_ui))
+        self.pages = Pages(self.workspace_root, [self.console_path] if self.console_path else [])
         self.methods = MethodTable()
         self.methods.add_all([*run_methods.METHODS, *human_methods.METHODS, *read_methods.METHODS])
         self.methods.add_all(timetravel_methods.METHODS)
@@ -217,6 +213,7 @@ class Gateway:
                 drain_timeout_s=self.drain_timeout_ms / 1000,
                 kill_runs=lambda: self._kill_runs,
                 scheduler=self._new_scheduler(self._context),
+                console=self.console_path,
             )
         return self._app
 

@@ -38,6 +38,7 @@ APP = textwrap.dedent(
     gateway = Gateway(
         auth={"mode": "token", "tokens": {"cli-token": {"role": "operator", "scopes": ["*"]}}},
         db="sqlite:///ignored-by-the-cli.db",
+        operator_ui={"path": "/console"},
     ).register("hello", hello)
     """
 )
@@ -93,6 +94,7 @@ def test_gateway_serves_the_app_on_the_db_given(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["smithers: interrupted"]
     assert f"smithers gateway on {url} (1 workflows, auth token)" in out
+    assert f"console on {url}/console/" in out
     assert db.exists() and not (tmp_path / "ignored-by-the-cli.db").exists()
 
 

@@ -42,6 +42,7 @@ async def test_health_workflows_and_metrics_need_no_token(tmp_path: Path) -> Non
             "description": "says hello",
             "hasUi": False,
             "uiPath": None,
+            "inputSchema": None,
         }
         assert next(w for w in listed if w["key"] == "review")["readableName"] == "Review"
 
