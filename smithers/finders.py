@@ -13,6 +13,7 @@ from .errors import SmithersError
 from .host import RunHost
 from .runtime import Runtime
 from .store.base import Store
+from .views import ViewCache
 
 __all__ = ["HostRuns", "Located", "OneRun", "Runs", "StoreRuns"]
 
@@ -77,6 +78,7 @@ class StoreRuns:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.views = ViewCache()
 
     async def locate(self, run_id: str) -> Located | None:
         run = await self.store.run(queries.get_run, self.store, run_id)
@@ -86,7 +88,7 @@ class StoreRuns:
         return None
 
     async def view(self, run_id: str) -> dict[str, Any] | None:
-        return await self.store.run(queries.run_view, self.store, run_id)
+        return await self.store.run(queries.run_view, self.store, run_id, self.views)
 
     def stores(self) -> list[Store]:
         return [self.store]
@@ -103,6 +105,7 @@ class OneRun:
     ) -> None:
         self.located = Located(run_id, store, runtime)
         self.workflow = workflow
+        self.views = ViewCache(size=1)
 
     async def locate(self, run_id: str) -> Located | None:
         return self.located if run_id == self.located.run_id else None
@@ -114,7 +117,7 @@ class OneRun:
         if run_id != self.located.run_id:
             return None
         store = self.located.store
-        return await store.run(queries.run_view, store, run_id)
+        return await store.run(queries.run_view, store, run_id, self.views)
 
     def stores(self) -> list[Store]:
         return [self.located.store]

@@ -33,6 +33,7 @@ from .runtime import Runtime
 from .store.base import Store, database_url, open_store
 from .store.records import RunRecord
 from .tracing import span
+from .views import ViewCache
 
 logger = logging.getLogger("smithers.host")
 
@@ -78,6 +79,7 @@ class RunHost:
         self._stores: dict[str, Store] = {}
         self._runtimes: dict[str, Runtime] = {}
         self._located: OrderedDict[str, Store] = OrderedDict()
+        self.views = ViewCache()
         self._unloadable: set[str] = set()
         self._catalog = Catalog(self.root_dir, load_timeout_s)
         self._tg: anyio.abc.TaskGroup | None = None
@@ -254,7 +256,7 @@ class RunHost:
         """`queries.run_view` from whichever store holds the run (one pass, no double read)."""
         located = self._located.get(run_id)
         for store in [located] if located is not None else [*self._stores.values()]:
-            found = queries.run_view(store, run_id)
+            found = queries.run_view(store, run_id, self.views)
             if found is not None:
                 return found
         return None

@@ -15,6 +15,7 @@ from .store import outputs as outputs_q
 from .store import runs as runs_q
 from .store.base import Store
 from .store.records import RunRecord
+from .views import ViewCache
 
 _STATE_BY_STATUS = {"finished": "succeeded"}
 
@@ -83,9 +84,16 @@ def get_run(store: Store, run_id: str) -> RunRecord | None:
         return runs_q.get_run(conn, run_id)
 
 
-def run_view(store: Store, run_id: str) -> dict[str, Any] | None:
-    """The JSON of `GET /v1/runs/{runId}`."""
+def run_view(store: Store, run_id: str, cache: ViewCache | None = None) -> dict[str, Any] | None:
+    """The JSON of `GET /v1/runs/{runId}`; an ended run's from `cache` while it is unchanged."""
     with store.read() as conn:
+        if cache is not None:
+            marker = runs_q.run_marker(conn, run_id)
+            if marker is None:
+                return None
+            kept = cache.get(store, run_id, marker)
+            if kept is not None:
+                return kept
         run = runs_q.get_run(conn, run_id)
         if run is None:
             return None
@@ -101,6 +109,8 @@ def run_view(store: Store, run_id: str) -> dict[str, Any] | None:
     }
     if run.error is not None:
         view["error"] = run.error
+    if cache is not None:
+        cache.put(store, run_id, run, view)
     return view
 
 

@@ -56,6 +56,16 @@ def get_run(conn: Connection, run_id: str, *, lock: bool = False) -> RunRecord |
     return None if row is None else RunRecord.from_row(row)
 
 
+def run_marker(conn: Connection, run_id: str) -> tuple[str, int, int | None] | None:
+    """`(status, last_seq, finished_at_ms)`: what changes whenever the run does."""
+    row = statements.fetch_one(
+        conn,
+        "SELECT status, last_seq, finished_at_ms FROM _smithers_runs WHERE run_id = :rid",
+        {"rid": run_id},
+    )
+    return None if row is None else (row["status"], int(row["last_seq"]), row["finished_at_ms"])
+
+
 def lock_ownership(conn: Connection, run_id: str) -> tuple[str, str | None, int] | None:
     """Lock the run's row and return `(status, owner, command_seq)`."""
     row = statements.fetch_one(
