@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import os
@@ -54,13 +55,7 @@ class Authority:
     port: int | None
 
     def is_loopback(self) -> bool:
-        name = self.host.rstrip(".")
-        if name == "localhost" or name.endswith(".localhost"):
-            return True
-        try:
-            return ipaddress.ip_address(name).is_loopback
-        except ValueError:
-            return False
+        return _is_loopback(self.host)
 
     def origin(self, scheme: str) -> str:
         """`scheme://host[:port]`, the port left out when it is the scheme's default."""
@@ -70,6 +65,18 @@ class Authority:
         return f"{scheme}://{host}:{self.port}"
 
 
+@functools.lru_cache(maxsize=256)
+def _is_loopback(host: str) -> bool:
+    name = host.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=256)  # every request parses its Host: mostly one value
 def parse_authority(value: str) -> Authority | None:
     """A Host header as `host[:port]`: a DNS name, an IPv4 address or a bracketed IPv6
     address, then an optional port of digits. `None` for anything else: userinfo (`@`),
