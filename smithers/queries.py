@@ -12,6 +12,7 @@ from .events import Event
 from .store import log as log_q
 from .store import nodes as nodes_q
 from .store import outputs as outputs_q
+from .store import peek
 from .store import runs as runs_q
 from .store.base import Store
 from .store.records import RunRecord
@@ -86,14 +87,14 @@ def get_run(store: Store, run_id: str) -> RunRecord | None:
 
 def run_view(store: Store, run_id: str, cache: ViewCache | None = None) -> dict[str, Any] | None:
     """The JSON of `GET /v1/runs/{runId}`; an ended run's from `cache` while it is unchanged."""
+    if cache is not None:
+        marker = peek.run_marker(store, run_id)
+        if marker is None:
+            return None
+        kept = cache.get(store, run_id, marker)
+        if kept is not None:
+            return kept
     with store.read() as conn:
-        if cache is not None:
-            marker = runs_q.run_marker(conn, run_id)
-            if marker is None:
-                return None
-            kept = cache.get(store, run_id, marker)
-            if kept is not None:
-                return kept
         run = runs_q.get_run(conn, run_id)
         if run is None:
             return None
