@@ -99,12 +99,22 @@ class Metrics:
         )
         self.sse_subscribers = Gauge("smithers_sse_subscribers", "Open SSE streams", registry=r)
         self._started: dict[str, int] = {}
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._node_started: dict[tuple[str, str, int], int] = {}
         self._approval_requested: dict[tuple[str, str, int], int] = {}
 
     def observe_http(self, method: str, route: str, status: int, duration_ms: float) -> None:
-        self.http_requests.labels(method, route, str(status), f"{status // 100}xx").inc()
-        self.http_duration.labels(method, route).observe(duration_ms)
+        # The labelled children looked up once per (method, route, status): the same keys
+        # prometheus_client keeps, found with one dict lookup instead of two label checks.
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(method, route, str(status), f"{status // 100}xx"),
+                self.http_duration.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(duration_ms)
 
     def observe_event(self, event: Event) -> None:
         """Count one committed event (the bus calls this for every event of the app's store)."""

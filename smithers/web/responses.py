@@ -15,13 +15,27 @@ JSON_HEADERS = {
 }
 
 
+_RAW_JSON_HEADERS = [
+    *((name.encode(), value.encode()) for name, value in JSON_HEADERS.items()),
+    (b"content-type", b"application/json"),
+]
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def __init__(
         self, content: Any, status_code: int = 200, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(content, status_code, {**JSON_HEADERS, **(headers or {})})
+        if headers:
+            super().__init__(content, status_code, {**JSON_HEADERS, **headers})
+            return
+        # The common case, every read: the head Starlette would build, built from constants.
+        self.status_code = status_code
+        self.background = None
+        self.body = self.render(content)
+        length = (b"content-length", str(len(self.body)).encode())
+        self.raw_headers = [*_RAW_JSON_HEADERS[:-1], length, _RAW_JSON_HEADERS[-1]]
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
