@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from ..errors import SmithersError
@@ -38,7 +39,10 @@ class JSONResponse(Response):
         self.raw_headers = [*_RAW_JSON_HEADERS[:-1], length, _RAW_JSON_HEADERS[-1]]
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # what orjson refuses (an int past 64 bits) json still writes
+            return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def error_response(exc: SmithersError, headers: dict[str, str] | None = None) -> JSONResponse:
