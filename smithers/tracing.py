@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 logger = logging.getLogger("smithers.tracing")
 
@@ -41,12 +40,13 @@ def _tracer() -> Any:
     return trace.get_tracer("smithers")
 
 
-@contextmanager
-def span(name: str, **attributes: Any) -> Iterator[None]:
+_NO_SPAN = nullcontext()
+
+
+def span(name: str, **attributes: Any) -> AbstractContextManager[Any]:
     tracer = _tracer()
     if tracer is None:
-        with nullcontext():
-            yield
-        return
-    with tracer.start_as_current_span(name, attributes=attributes):
-        yield
+        return _NO_SPAN  # every request opens one: no generator to build and drive
+    return cast(
+        AbstractContextManager[Any], tracer.start_as_current_span(name, attributes=attributes)
+    )

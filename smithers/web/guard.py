@@ -90,7 +90,7 @@ class GuardMiddleware:
         root = scope.get("root_path", "")
         relative = path[len(root) :] if root and path.startswith(root) else path
         headers = Headers(scope=scope)
-        authority, refusal = head_refusal(scope, headers)
+        authority, refusal = head_refusal(scope)
         if refusal is not None:
             return refusal
         if (
@@ -155,10 +155,18 @@ def in_process(scope: Scope, authority: Authority) -> bool:
     )
 
 
-def head_refusal(scope: Scope, headers: Headers) -> tuple[Authority | None, SmithersError | None]:
+def head_refusal(scope: Scope) -> tuple[Authority | None, SmithersError | None]:
     """The parsed Host (None when absent), or why the request head is refused: a Host
     missing from HTTP/1.1, repeated or malformed (400), a URL or head over the limits."""
-    hosts = headers.getlist("host")
+    hosts: list[str] = []
+    framings = 0
+    head_bytes = 0
+    for name, value in scope["headers"]:  # one pass over the head, every request
+        head_bytes += len(name) + len(value) + 4
+        if name == b"host":
+            hosts.append(value.decode("latin-1"))
+        elif name == b"transfer-encoding" or name == b"content-length":
+            framings |= 1 if name == b"content-length" else 2
     if len(hosts) > 1:
         return None, SmithersError("INVALID_REQUEST", "more than one Host header")
     authority = parse_authority(hosts[0]) if hosts else None
@@ -166,12 +174,12 @@ def head_refusal(scope: Scope, headers: Headers) -> tuple[Authority | None, Smit
         return None, SmithersError("INVALID_REQUEST", "Host header is not host[:port]")
     if not hosts and scope.get("http_version", "1.1") not in ("1.0", "0.9"):
         return None, SmithersError("INVALID_REQUEST", "Host header is required")
-    if "transfer-encoding" in headers and "content-length" in headers:
+    if framings == 3:
         # Two framings: where this body ends is ambiguous (request smuggling).
         return None, SmithersError("INVALID_REQUEST", "both Content-Length and Transfer-Encoding")
     if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_URL_BYTES:
         return authority, uri_too_long()
-    if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > MAX_HEAD_BYTES:
+    if head_bytes > MAX_HEAD_BYTES:
         return authority, headers_too_large()
     return authority, None
 
