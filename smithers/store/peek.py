@@ -20,18 +20,34 @@ __all__ = ["run_marker"]
 Marker = tuple[str, int, int | None]
 
 _SQL = "SELECT status, last_seq, finished_at_ms FROM _smithers_runs WHERE run_id = ?"
-_locals: weakref.WeakKeyDictionary[Store, threading.local] = weakref.WeakKeyDictionary()
+# Per store: its file (None: read through the pool) and each thread's connection to it.
+_readers: weakref.WeakKeyDictionary[Store, tuple[str | None, threading.local]] = (
+    weakref.WeakKeyDictionary()
+)
 _guard = threading.Lock()
 
 
 def run_marker(store: Store, run_id: str) -> Marker | None:
     """`(status, last_seq, finished_at_ms)` of the run, or None when there is no such run."""
-    path = _file_of(store)
+    reader = _readers.get(store) or _reader_of(store)
+    path, local = reader
     if path is None:
         with store.read() as conn:
             return runs_q.run_marker(conn, run_id)
-    row = _connection(store, path).execute(_SQL, (run_id,)).fetchone()
+    plain: sqlite3.Connection | None = getattr(local, "conn", None)
+    if plain is None:
+        plain = local.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        plain.execute("PRAGMA busy_timeout=15000")
+    row = plain.execute(_SQL, (run_id,)).fetchone()
     return None if row is None else (row[0], int(row[1]), row[2])
+
+
+def _reader_of(store: Store) -> tuple[str | None, threading.local]:
+    with _guard:
+        reader = _readers.get(store)
+        if reader is None:
+            reader = _readers[store] = (_file_of(store), threading.local())
+        return reader
 
 
 def _file_of(store: Store) -> str | None:
@@ -41,15 +57,3 @@ def _file_of(store: Store) -> str | None:
     if url.query.get("mode") == "memory" or url.database.startswith("file:"):
         return None
     return url.database
-
-
-def _connection(store: Store, path: str) -> sqlite3.Connection:
-    with _guard:
-        local = _locals.get(store)
-        if local is None:
-            local = _locals[store] = threading.local()
-    conn: sqlite3.Connection | None = getattr(local, "conn", None)
-    if conn is None:
-        conn = local.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=15000")
-    return conn
