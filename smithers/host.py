@@ -77,6 +77,7 @@ class RunHost:
         self._default_in_state_dir = default_db is None
         self._default_db = default_db or f"sqlite:///{default_db_path(self.root_dir)}"
         self._stores: dict[str, Store] = {}
+        self._inline = True  # every store open is SQLite: store work runs on the loop
         self._runtimes: dict[str, Runtime] = {}
         self._located: OrderedDict[str, Store] = OrderedDict()
         self.views = ViewCache()
@@ -109,7 +110,7 @@ class RunHost:
         # afresh, on the event loop it runs on.
         self._stop = anyio.Event()
         self._lock = anyio.Lock()
-        self._stores, self._runtimes = {}, {}
+        self._stores, self._runtimes, self._inline = {}, {}, True
         self._located.clear()
         self._catalog = Catalog(self.root_dir, self.load_timeout_s)
         self.server_store = None
@@ -152,6 +153,7 @@ class RunHost:
             self._tg.start_soon(self._serve_runtime, store, ready)
             await ready.wait()
             self._stores[key] = store
+            self._inline = all(opened.inline for opened in self._stores.values())
             if self.on_open_store is not None:
                 self.on_open_store(store)
             return store
@@ -263,7 +265,7 @@ class RunHost:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run store work across this host's stores the way they all allow (see Store.run)."""
-        if all(store.inline for store in self._stores.values()):
+        if self._inline:
             return fn(*args)
         return await in_thread(fn, *args)
 

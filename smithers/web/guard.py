@@ -89,8 +89,7 @@ class GuardMiddleware:
         path = scope.get("path", "")
         root = scope.get("root_path", "")
         relative = path[len(root) :] if root and path.startswith(root) else path
-        headers = Headers(scope=scope)
-        authority, refusal = head_refusal(scope)
+        authority, origins, refusal = head_refusal(scope)
         if refusal is not None:
             return refusal
         if (
@@ -102,7 +101,7 @@ class GuardMiddleware:
             return SmithersError(
                 "FORBIDDEN", "this server has no token and only answers a loopback Host"
             )
-        if self.origin_guard and not self.origin_allowed(scope, headers, authority):
+        if self.origin_guard and not self.origin_allowed(scope, origins, authority):
             return SmithersError(
                 "FORBIDDEN", "cross-origin request: the Origin is neither this server nor allowed"
             )
@@ -110,13 +109,12 @@ class GuardMiddleware:
             return None
         if self.cors is not None and is_preflight(scope):
             return None  # the CORS middleware answers it; it carries no credentials
-        if not token_matches(self.token, presented_token(headers)):
+        if not token_matches(self.token, presented_token(Headers(scope=scope))):
             return SmithersError("UNAUTHORIZED", "missing or invalid token")
         return None
 
-    def origin_allowed(self, scope: Scope, headers: Headers, authority: Authority | None) -> bool:
+    def origin_allowed(self, scope: Scope, values: list[str], authority: Authority | None) -> bool:
         """No Origin (not a browser's cross-site request), our own origin, or a listed one."""
-        values = headers.getlist("origin")
         if not values:
             return True
         origin = parse_origin(values[0]) if len(values) == 1 else None
@@ -155,33 +153,41 @@ def in_process(scope: Scope, authority: Authority) -> bool:
     )
 
 
-def head_refusal(scope: Scope) -> tuple[Authority | None, SmithersError | None]:
-    """The parsed Host (None when absent), or why the request head is refused: a Host
-    missing from HTTP/1.1, repeated or malformed (400), a URL or head over the limits."""
+def head_refusal(scope: Scope) -> tuple[Authority | None, list[str], SmithersError | None]:
+    """The parsed Host (None when absent) and the Origin values, or why the request head is
+    refused: a Host missing from HTTP/1.1, repeated or malformed (400), a URL or head over
+    the limits."""
     hosts: list[str] = []
+    origins: list[str] = []
     framings = 0
     head_bytes = 0
     for name, value in scope["headers"]:  # one pass over the head, every request
         head_bytes += len(name) + len(value) + 4
         if name == b"host":
             hosts.append(value.decode("latin-1"))
+        elif name == b"origin":
+            origins.append(value.decode("latin-1"))
         elif name == b"transfer-encoding" or name == b"content-length":
             framings |= 1 if name == b"content-length" else 2
     if len(hosts) > 1:
-        return None, SmithersError("INVALID_REQUEST", "more than one Host header")
+        return None, origins, SmithersError("INVALID_REQUEST", "more than one Host header")
     authority = parse_authority(hosts[0]) if hosts else None
     if hosts and authority is None:
-        return None, SmithersError("INVALID_REQUEST", "Host header is not host[:port]")
+        return None, origins, SmithersError("INVALID_REQUEST", "Host header is not host[:port]")
     if not hosts and scope.get("http_version", "1.1") not in ("1.0", "0.9"):
-        return None, SmithersError("INVALID_REQUEST", "Host header is required")
+        return None, origins, SmithersError("INVALID_REQUEST", "Host header is required")
     if framings == 3:
         # Two framings: where this body ends is ambiguous (request smuggling).
-        return None, SmithersError("INVALID_REQUEST", "both Content-Length and Transfer-Encoding")
+        return (
+            None,
+            origins,
+            SmithersError("INVALID_REQUEST", "both Content-Length and Transfer-Encoding"),
+        )
     if len(scope.get("raw_path", b"")) + len(scope.get("query_string", b"")) > MAX_URL_BYTES:
-        return authority, uri_too_long()
+        return authority, origins, uri_too_long()
     if head_bytes > MAX_HEAD_BYTES:
-        return authority, headers_too_large()
-    return authority, None
+        return authority, origins, headers_too_large()
+    return authority, origins, None
 
 
 def uri_too_long() -> SmithersError:
