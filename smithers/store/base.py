@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..clock import now_ms
 from ..errors import SmithersError
 from ..events import Event, EventBus, make_payload
-from . import outputs, statements
+from . import outputs, postgres, statements
 from .migrations import MIGRATIONS, Migration, migrate, schema_version
 from .schema import runs
 
@@ -39,6 +39,7 @@ class Tx:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.postgres = conn.dialect.name == "postgresql"
         self.now = now_ms()
         self.events: list[Event] = []
         self.touched: set[str] = set()
@@ -51,6 +52,8 @@ class Tx:
             .where(runs.c.run_id == run_id)
             .values(command_seq=runs.c.command_seq + 1)
         )
+        if self.postgres and run_id not in self.touched:
+            postgres.notify_command(self.conn, run_id)
         self.touched.add(run_id)
 
     def emit(self, run_id: str, type_: str, **fields: Any) -> None:
@@ -69,15 +72,8 @@ class Tx:
         self._pending.clear()
         rows = []
         for run_id, payloads in by_run.items():
-            cursor = statements.execute(
-                self.conn,
-                "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
-                "RETURNING last_seq",
-                {"rid": run_id, "n": len(payloads)},
-            )
-            last = cursor.fetchone()[0]
-            cursor.close()
-            first = int(last) - len(payloads) + 1
+            last = self._bump_seq(run_id, len(payloads))
+            first = last - len(payloads) + 1
             for offset, payload in enumerate(payloads):
                 seq = first + offset
                 rows.append(
@@ -93,6 +89,19 @@ class Tx:
                 )
                 self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
         statements.insert_many(self.conn, "_smithers_events", rows)
+
+    def _bump_seq(self, run_id: str, n: int) -> int:
+        if self.postgres:  # with a NOTIFY to other processes' followers of the run
+            return postgres.bump_seq(self.conn, run_id, n)
+        cursor = statements.execute(
+            self.conn,
+            "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
+            "RETURNING last_seq",
+            {"rid": run_id, "n": n},
+        )
+        last = int(cursor.fetchone()[0])
+        cursor.close()
+        return last
 
 
 class Store:
@@ -118,11 +127,25 @@ class Store:
 
         A SQLite call takes well under a millisecond and this process's writers already
         queue on one lock, so a thread hop would cost more than it saves; a PostgreSQL
-        call waits on the network and must not hold the event loop.
+        call waits on the network and must not hold the event loop. On PostgreSQL, work
+        whose connection the server dropped is tried again (`postgres.retrying`).
         """
+        call = partial(postgres.retrying, fn) if self.dialect == "postgresql" else fn
         if self.inline:
-            return fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+            return call(*args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(call, *args, **kwargs))
+
+    def listen(self, fn: postgres.NoticeFn) -> object | None:
+        """On PostgreSQL, call `fn` (in the listening thread) with what other processes
+        commit: appended events and commands (`postgres.Notice`). `None` on SQLite, where
+        only polls see other processes. Pair with `unlisten`."""
+        if self.dialect != "postgresql":
+            return None
+        return postgres.listener(self.engine).add(fn)
+
+    def unlisten(self, token: object | None) -> None:
+        if token is not None:
+            postgres.listener(self.engine).remove(token)
 
     @property
     def url(self) -> str:
@@ -180,12 +203,19 @@ class Store:
         """A write transaction; its events are published after commit."""
         # SQLite has one writer at a time; queueing our own threads on a lock is far
         # cheaper than letting them meet in SQLite's sleeping busy handler.
+        committing = False
         with self._write_lock:
             conn = self.engine.connect().execution_options(smithers_write=True)
-            with conn, conn.begin():
-                tx = Tx(conn)
-                yield tx
-                tx.flush()
+            try:
+                with conn, conn.begin():
+                    tx = Tx(conn)
+                    yield tx
+                    tx.flush()
+                    committing = True
+            except Exception as exc:
+                if committing and tx.postgres and postgres.is_disconnect(exc):
+                    raise postgres.CommitUnknown(str(exc)) from exc
+                raise
         self.bus.publish(tx.events)
         if tx.touched:
             self.bus.notify_touched(sorted(tx.touched))
@@ -273,9 +303,12 @@ def create_db_engine(url: str) -> Engine:
         _sqlite_setup(engine)
         return engine
     try:
-        return sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
+        engine = sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
     except ImportError as exc:  # the URL names a driver that is not installed
         raise missing_driver(parsed, exc) from None
+    if engine.dialect.name == "postgresql":
+        postgres.setup_engine(engine)
+    return engine
 
 
 def missing_driver(url: sa.URL, exc: ImportError) -> SmithersError:

@@ -1,0 +1,241 @@
+"""What only PostgreSQL does: NOTIFY with each commit, one listening connection per
+process, and riding out connections the server drops.
+
+Each write transaction that appends events sends `run_id seq` (the run's last seq) on
+`smithers_events`; each command (`Tx.touch`) sends the run id on `smithers_commands`.
+NOTIFY is delivered at commit and only if the transaction commits, so a listener never
+hears of an event it cannot read. A process keeps one connection listening (a thread,
+`Listener`) and calls back whoever asked; the callers' polls stay as the safety net, and a
+reconnect is reported too, since notices sent while it was away are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine
+
+from . import statements
+
+if TYPE_CHECKING:  # psycopg is an optional dependency (the `postgres` extra)
+    import psycopg
+
+logger = logging.getLogger("smithers.store.postgres")
+
+T = TypeVar("T")
+
+EVENTS = "smithers_events"
+COMMANDS = "smithers_commands"
+# A dropped connection is retried after this, doubling up to the cap.
+BACKOFF_S = (0.05, 2.0)
+# How often the listening thread looks up from its socket to see whether it should stop.
+STOP_CHECK_S = 0.5
+# How many times a unit of store work is tried again after the connection dropped.
+RETRIES = 5
+
+# A payload is a run id (at most 128 characters, the column's width) and a seq: far
+# below the 8000 bytes NOTIFY takes.
+_BUMP_SEQ = (
+    "WITH bumped AS (UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
+    "RETURNING last_seq) "
+    f"SELECT last_seq, pg_notify('{EVENTS}', :rid || ' ' || last_seq) FROM bumped"
+)
+
+
+def bump_seq(conn: Connection, run_id: str, n: int) -> int:
+    """Reserve `n` seqs of the run and announce them at commit (one round trip)."""
+    cursor = statements.execute(conn, _BUMP_SEQ, {"rid": run_id, "n": n})
+    last = int(cursor.fetchone()[0])
+    cursor.close()
+    return last
+
+
+def notify_command(conn: Connection, run_id: str) -> None:
+    """Tell the run's owner, wherever it runs, that a command on the run committed."""
+    statements.execute(conn, f"SELECT pg_notify('{COMMANDS}', :rid)", {"rid": run_id}).close()
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What the listener heard: an event (`seq` set), a command, or `reconnected`."""
+
+    kind: str  # "event", "command" or "reconnected"
+    run_id: str = ""
+    seq: int = -1
+
+
+NoticeFn = Callable[[Notice], None]
+
+
+def parse(channel: str, payload: str) -> Notice | None:
+    if channel == COMMANDS:
+        return Notice("command", payload)
+    if channel == EVENTS:
+        run_id, _, seq = payload.rpartition(" ")
+        if run_id and seq.isdigit():
+            return Notice("event", run_id, int(seq))
+    return None
+
+
+class Listener:
+    """One connection LISTENing on both channels, in a thread, reconnecting by itself with
+    backoff; calls each callback (in its thread) with every `Notice`."""
+
+    def __init__(self, key: str, connect: Callable[[], psycopg.Connection[Any]]) -> None:
+        self.key = key
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._callbacks: dict[object, NoticeFn] = {}
+        self._stop: threading.Event | None = None  # the running thread's
+        self.connected = threading.Event()
+        self.connections = 0  # how many times it has connected (tests, metrics)
+        self.pid: int | None = None  # the listening connection's server process
+
+    def add(self, fn: NoticeFn) -> object:
+        token = object()
+        with self._lock:
+            self._callbacks[token] = fn
+            if self._stop is None:
+                self._stop = threading.Event()
+                threading.Thread(
+                    target=self._run, args=(self._stop,), name="smithers-listener", daemon=True
+                ).start()
+        return token
+
+    def remove(self, token: object) -> None:
+        """Drop a callback; after the last, the thread stops (within `STOP_CHECK_S`,
+        not waited for: this may run on an event loop)."""
+        with self._lock:
+            self._callbacks.pop(token, None)
+            if not self._callbacks and self._stop is not None:
+                self._stop.set()
+                self._stop = None
+
+    def _dispatch(self, notice: Notice) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks.values())
+        for fn in callbacks:
+            try:
+                fn(notice)
+            except Exception:
+                logger.exception("a notice callback failed")
+
+    def _run(self, stop: threading.Event) -> None:
+        delay = BACKOFF_S[0]
+        while not stop.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(f"LISTEN {EVENTS}")
+                    conn.execute(f"LISTEN {COMMANDS}")
+                    self.pid = conn.info.backend_pid
+                    self.connections += 1
+                    self.connected.set()
+                    delay = BACKOFF_S[0]
+                    self._dispatch(Notice("reconnected"))
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=STOP_CHECK_S):
+                            notice = parse(note.channel, note.payload)
+                            if notice is not None:
+                                self._dispatch(notice)
+            except Exception as exc:
+                self.connected.clear()
+                if stop.is_set():
+                    return
+                logger.warning("listening connection lost (%s); again in %.2f s", exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_S[1])
+        self.connected.clear()
+
+
+_listeners: dict[str, Listener] = {}
+_listeners_guard = threading.Lock()
+
+
+def listener(engine: Engine) -> Listener:
+    """This process's listener for the engine's database (one per URL)."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _listeners_guard:
+        found = _listeners.get(key)
+        if found is None:
+            cargs, cparams = engine.dialect.create_connect_args(engine.url)
+
+            def connect() -> psycopg.Connection[Any]:
+                import psycopg
+
+                return psycopg.connect(*cargs, **cparams, autocommit=True)
+
+            found = _listeners[key] = Listener(key, connect)
+        return found
+
+
+# -- connections the server dropped -------------------------------------------------------
+
+
+def setup_engine(engine: Engine) -> None:
+    """Hand out no pooled connection the server has closed (restart, `pg_terminate_backend`).
+
+    Such a connection has the server's goodbye waiting on its socket, so a look costs no
+    round trip, unlike a ping; the pool then opens a fresh one in its place.
+    """
+
+    @sa_event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_conn.closed or dbapi_conn.broken:
+            raise sa.exc.DisconnectionError("the connection was closed")
+        try:
+            readable, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
+        except Exception as exc:  # a socket psycopg has closed already
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+        if readable:  # an idle connection is sent nothing unless the server is leaving
+            raise sa.exc.DisconnectionError("the server closed the connection")
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether `exc` says the connection dropped before the transaction committed."""
+    psycopg = sys.modules.get("psycopg")
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if (
+            psycopg is not None
+            and isinstance(seen, psycopg.OperationalError)
+            and (seen.sqlstate is None or seen.sqlstate.startswith(("08", "57P")))
+        ):
+            return True
+        if isinstance(seen, sa.exc.DisconnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retrying(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call `fn` (store work of whole transactions) again when the connection dropped
+    under it: the transaction rolled back, so running it again is running it once."""
+    delay = BACKOFF_S[0]
+    for _ in range(RETRIES):
+        try:
+            return fn(*args, **kwargs)
+        except CommitUnknown:
+            raise
+        except Exception as exc:
+            if not is_disconnect(exc):
+                raise
+            logger.warning("database connection lost (%s); trying again", exc)
+            time.sleep(delay)
+            delay = min(delay * 2, BACKOFF_S[1])
+    return fn(*args, **kwargs)
+
+
+class CommitUnknown(Exception):
+    """The connection dropped during COMMIT: the transaction may have committed, so the
+    work is not tried again."""
