@@ -43,6 +43,7 @@ class Tx:
         self.now = now_ms()
         self.events: list[Event] = []
         self.touched: set[str] = set()
+        self.rows: list[dict[str, Any]] = []  # the events as inserted
         self._pending: list[tuple[str, dict[str, Any]]] = []
 
     def touch(self, run_id: str) -> None:
@@ -89,6 +90,7 @@ class Tx:
                 )
                 self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
         statements.insert_many(self.conn, "_smithers_events", rows)
+        self.rows.extend(rows)
 
     def _bump_seq(self, run_id: str, n: int) -> int:
         if self.postgres:  # with a NOTIFY to other processes' followers of the run
@@ -130,10 +132,16 @@ class Store:
         call waits on the network and must not hold the event loop. On PostgreSQL, work
         whose connection the server dropped is tried again (`postgres.retrying`).
         """
-        call = partial(postgres.retrying, fn) if self.dialect == "postgresql" else fn
         if self.inline:
-            return call(*args, **kwargs)
-        return await anyio.to_thread.run_sync(partial(call, *args, **kwargs))
+            return self.call(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(self.call, fn, *args, **kwargs))
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call `fn` (store work of whole transactions) here and now; on PostgreSQL, again
+        when the server dropped its connection under it (`postgres.retrying`)."""
+        if self.dialect == "postgresql":
+            return postgres.retrying(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
 
     def listen(self, fn: postgres.NoticeFn) -> object | None:
         """On PostgreSQL, call `fn` (in the listening thread) with what other processes
@@ -213,9 +221,10 @@ class Store:
                     tx.flush()
                     committing = True
             except Exception as exc:
-                if committing and tx.postgres and postgres.is_disconnect(exc):
-                    raise postgres.CommitUnknown(str(exc)) from exc
-                raise
+                # The server went away at COMMIT: whether it committed, the events say.
+                lost = committing and tx.postgres and postgres.is_disconnect(exc)
+                if not lost or not self.call(postgres.committed, self, tx.rows[:1]):
+                    raise
         self.bus.publish(tx.events)
         if tx.touched:
             self.bus.notify_touched(sorted(tx.touched))

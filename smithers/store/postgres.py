@@ -29,6 +29,8 @@ from . import statements
 if TYPE_CHECKING:  # psycopg is an optional dependency (the `postgres` extra)
     import psycopg
 
+    from .base import Store
+
 logger = logging.getLogger("smithers.store.postgres")
 
 T = TypeVar("T")
@@ -218,6 +220,22 @@ def is_disconnect(exc: BaseException) -> bool:
     return False
 
 
+def committed(store: Store, rows: list[dict[str, Any]]) -> bool:
+    """Whether a transaction that lost its connection at COMMIT committed: its first event
+    is in the log (a rolled-back seq is taken again, but never by the same payload). One
+    without events counts as rolled back, and is tried again: such writes (heartbeats,
+    markers) come to the same thing twice."""
+    if not rows:
+        return False
+    with store.read() as conn:
+        found = statements.fetch_one(
+            conn,
+            "SELECT payload_json FROM _smithers_events WHERE run_id = :run_id AND seq = :seq",
+            {"run_id": rows[0]["run_id"], "seq": rows[0]["seq"]},
+        )
+    return found is not None and found["payload_json"] == rows[0]["payload_json"]
+
+
 def retrying(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call `fn` (store work of whole transactions) again when the connection dropped
     under it: the transaction rolled back, so running it again is running it once."""
@@ -225,8 +243,6 @@ def retrying(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     for _ in range(RETRIES):
         try:
             return fn(*args, **kwargs)
-        except CommitUnknown:
-            raise
         except Exception as exc:
             if not is_disconnect(exc):
                 raise
@@ -234,8 +250,3 @@ def retrying(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             time.sleep(delay)
             delay = min(delay * 2, BACKOFF_S[1])
     return fn(*args, **kwargs)
-
-
-class CommitUnknown(Exception):
-    """The connection dropped during COMMIT: the transaction may have committed, so the
-    work is not tried again."""

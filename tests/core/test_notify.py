@@ -15,6 +15,7 @@ from smithers import (
     Approval,
     Parallel,
     Runtime,
+    Sequence,
     Store,
     Task,
     Workflow,
@@ -107,10 +108,12 @@ def gated(ctx):
             Parallel(
                 [
                     Task("long", output=outputs.note, run=long),
-                    [
-                        Approval("go", request={"title": "go?"}),
-                        Task("after", output=outputs.note, run=lambda: {"text": "after"}),
-                    ],
+                    Sequence(
+                        [
+                            Approval("go", request={"title": "go?"}),
+                            Task("after", output=outputs.note, run=lambda: {"text": "after"}),
+                        ]
+                    ),
                 ]
             )
         ],
