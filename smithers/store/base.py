@@ -144,12 +144,12 @@ class Store:
         return fn(*args, **kwargs)
 
     def listen(self, fn: postgres.NoticeFn) -> object | None:
-        """On PostgreSQL, call `fn` (in the listening thread) with what other processes
-        commit: appended events and commands (`postgres.Notice`). `None` on SQLite, where
-        only polls see other processes. Pair with `unlisten`."""
+        """On PostgreSQL, call `fn` (in the listening thread) with what others (other
+        processes, other engines) commit: appended events and commands (`postgres.Notice`).
+        `None` on SQLite, where only polls see other processes. Pair with `unlisten`."""
         if self.dialect != "postgresql":
             return None
-        return postgres.listener(self.engine).add(fn)
+        return postgres.listener(self.engine).add(postgres.from_elsewhere(self.engine, fn))
 
     def unlisten(self, token: object | None) -> None:
         if token is not None:

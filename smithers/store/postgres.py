@@ -73,19 +73,32 @@ class Notice:
     kind: str  # "event", "command" or "reconnected"
     run_id: str = ""
     seq: int = -1
+    pid: int = 0  # the server process of the connection that committed it
 
 
 NoticeFn = Callable[[Notice], None]
 
 
-def parse(channel: str, payload: str) -> Notice | None:
+def parse(channel: str, payload: str, pid: int = 0) -> Notice | None:
     if channel == COMMANDS:
-        return Notice("command", payload)
+        return Notice("command", payload, pid=pid)
     if channel == EVENTS:
         run_id, _, seq = payload.rpartition(" ")
         if run_id and seq.isdigit():
-            return Notice("event", run_id, int(seq))
+            return Notice("event", run_id, int(seq), pid)
     return None
+
+
+def from_elsewhere(engine: Engine, fn: NoticeFn) -> NoticeFn:
+    """`fn`, called only with notices of other engines' commits: the engine's own reach
+    its store's subscribers and runtime through the bus already."""
+    own = _pids.setdefault(engine, set())
+
+    def call(notice: Notice) -> None:
+        if notice.pid not in own:
+            fn(notice)
+
+    return call
 
 
 class Listener:
@@ -145,7 +158,7 @@ class Listener:
                     self._dispatch(Notice("reconnected"))
                     while not stop.is_set():
                         for note in conn.notifies(timeout=STOP_CHECK_S):
-                            notice = parse(note.channel, note.payload)
+                            notice = parse(note.channel, note.payload, note.pid)
                             if notice is not None:
                                 self._dispatch(notice)
             except Exception as exc:
@@ -182,12 +195,32 @@ def listener(engine: Engine) -> Listener:
 # -- connections the server dropped -------------------------------------------------------
 
 
+# The server processes of each engine's open connections, so its own notices are told
+# apart (a pid left behind by a missed close only costs a poll's delay).
+_pids: dict[Engine, set[int]] = {}
+
+
 def setup_engine(engine: Engine) -> None:
     """Hand out no pooled connection the server has closed (restart, `pg_terminate_backend`).
 
     Such a connection has the server's goodbye waiting on its socket, so a look costs no
-    round trip, unlike a ping; the pool then opens a fresh one in its place.
+    round trip, unlike a ping; the pool then opens a fresh one in its place. And note the
+    server process of each connection (`from_elsewhere`).
     """
+    own = _pids.setdefault(engine, set())
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        record.info["pid"] = dbapi_conn.info.backend_pid
+        own.add(record.info["pid"])
+
+    @sa_event.listens_for(engine, "close")
+    def _on_close(_dbapi_conn: Any, record: Any) -> None:
+        own.discard(record.info.get("pid"))
+
+    @sa_event.listens_for(engine, "invalidate")
+    def _on_invalidate(_dbapi_conn: Any, record: Any, _exc: Any) -> None:
+        own.discard(record.info.get("pid"))
 
     @sa_event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:

@@ -138,6 +138,32 @@ async def test_an_approval_and_a_cancel_from_another_process_reach_the_owner_at_
     assert_contiguous(a, run_id)
 
 
+def own_pids(store: Store) -> set[int]:
+    return postgres._pids[store.engine]
+
+
+async def test_a_store_hears_only_what_others_commit(two: tuple[Store, Store]) -> None:
+    a, b = two
+    heard: dict[str, list[Notice]] = {"a": [], "b": []}
+    tokens = [a.listen(heard["a"].append), b.listen(heard["b"].append)]
+    try:
+        await eventually(lambda: postgres.listener(a.engine).connected.is_set())
+        go = anyio.Event()
+        go.set()
+        async with Runtime(a, poll_interval=0.2) as rt:
+            result = await rt.run(logging_task(2, go))
+        last = len(event_types(a, result.run_id)) - 1
+        await eventually(
+            lambda: (
+                ("event", result.run_id, last) in [(n.kind, n.run_id, n.seq) for n in heard["b"]]
+            )
+        )
+        assert not [n for n in heard["a"] if n.run_id == result.run_id]
+    finally:
+        for store, token in zip(two, tokens, strict=True):
+            store.unlisten(token)
+
+
 def test_notices_parse() -> None:
     assert parse(postgres.EVENTS, "run 1 42") == Notice("event", "run 1", 42)
     assert parse(postgres.COMMANDS, "run-1") == Notice("command", "run-1")
@@ -161,10 +187,13 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
         admin.dispose()
         await eventually(lambda: listener.connections > before)
         assert Notice("reconnected") in heard
+        assert all(n.pid not in own_pids(b) for n in heard)
         go = anyio.Event()
         go.set()
         async with Runtime(a, poll_interval=0.2) as rt:
             result = await rt.run(logging_task(1, go))
-        await eventually(lambda: Notice("event", result.run_id, 5) in heard)
+        await eventually(
+            lambda: ("event", result.run_id, 5) in [(n.kind, n.run_id, n.seq) for n in heard]
+        )
     finally:
         b.unlisten(token)
