@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
 from .events import Event, Subscription
 from .store import log as log_q
 from .store.base import Store
-from .store.postgres import Notice
+from .store.postgres import WATCH_RENEW_S, Notice
 
 logger = logging.getLogger("smithers.followers")
 
@@ -73,7 +74,11 @@ class Follower:
         return any(fn() for fn in self._is_local)
 
     async def _follow(self) -> None:
+        announced = -WATCH_RENEW_S
         while True:
+            if not self.is_local() and time.monotonic() - announced >= WATCH_RENEW_S:
+                announced = time.monotonic()
+                await self._announce()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
@@ -84,6 +89,15 @@ class Follower:
                 await self.poll()
             except Exception:
                 logger.warning("following run %s failed", self.run_id, exc_info=True)
+
+    async def _announce(self) -> None:
+        """Ask whoever drives the run to announce its events (PostgreSQL)."""
+        if self.store.is_sqlite:
+            return
+        try:
+            await self.store.run(self.store.announce_watch, self.run_id)
+        except Exception:
+            logger.warning("watching run %s failed", self.run_id, exc_info=True)
 
     def _note_pushed(self) -> None:
         pushed = sorted(event.seq for event in self._pushed.buffer)

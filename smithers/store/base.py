@@ -37,9 +37,10 @@ T = TypeVar("T")
 class Tx:
     """One write transaction. `emit` appends an event with the run's next seq."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, watched: postgres.Watched | None = None) -> None:
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
+        self.watched = watched
         self.now = now_ms()
         self.events: list[Event] = []
         self.touched: set[str] = set()
@@ -93,8 +94,9 @@ class Tx:
         self.rows.extend(rows)
 
     def _bump_seq(self, run_id: str, n: int) -> int:
-        if self.postgres:  # with a NOTIFY to other processes' followers of the run
-            return postgres.bump_seq(self.conn, run_id, n)
+        if self.postgres:  # with a NOTIFY when another process follows the run
+            announce = self.watched is not None and run_id in self.watched
+            return postgres.bump_seq(self.conn, run_id, n, announce=announce)
         cursor = statements.execute(
             self.conn,
             "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
@@ -120,6 +122,10 @@ class Store:
         self.output_models: dict[str, type[BaseModel]] = {}
         self.output_metadata = sa.MetaData()
         self._ddl_lock = threading.Lock()
+        # On PostgreSQL: the runs other processes watch, heard once this store writes.
+        self.watched: postgres.Watched | None = None
+        self._watching: object | None = None
+        self._watch_lock = threading.Lock()
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -154,6 +160,20 @@ class Store:
     def unlisten(self, token: object | None) -> None:
         if token is not None:
             postgres.listener(self.engine).remove(token)
+
+    def _start_watching(self) -> None:
+        with self._watch_lock:
+            if self.watched is None:
+                watched = postgres.Watched()
+                watched.all_for_a_while()  # until the watchers' next announcements
+                self._watching = self.listen(watched.heard)
+                self.watched = watched
+
+    def announce_watch(self, run_id: str) -> None:
+        """On PostgreSQL, have the run's events announced to this process for a while."""
+        if self.dialect == "postgresql":
+            with self.read() as conn:
+                postgres.announce_watch(conn, run_id)
 
     @property
     def url(self) -> str:
@@ -211,12 +231,14 @@ class Store:
         """A write transaction; its events are published after commit."""
         # SQLite has one writer at a time; queueing our own threads on a lock is far
         # cheaper than letting them meet in SQLite's sleeping busy handler.
+        if self.watched is None and self.dialect == "postgresql":
+            self._start_watching()
         committing = False
         with self._write_lock:
             conn = self.engine.connect().execution_options(smithers_write=True)
             try:
                 with conn, conn.begin():
-                    tx = Tx(conn)
+                    tx = Tx(conn, self.watched)
                     yield tx
                     tx.flush()
                     committing = True
@@ -235,6 +257,8 @@ class Store:
             yield conn
 
     def close(self) -> None:
+        self.unlisten(self._watching)
+        self._watching = None
         self.engine.dispose()
 
 

@@ -1,12 +1,18 @@
 """What only PostgreSQL does: NOTIFY with each commit, one listening connection per
 process, and riding out connections the server drops.
 
-Each write transaction that appends events sends `run_id seq` (the run's last seq) on
-`smithers_events`; each command (`Tx.touch`) sends the run id on `smithers_commands`.
-NOTIFY is delivered at commit and only if the transaction commits, so a listener never
-hears of an event it cannot read. A process keeps one connection listening (a thread,
-`Listener`) and calls back whoever asked; the callers' polls stay as the safety net, and a
-reconnect is reported too, since notices sent while it was away are lost.
+A write transaction that appends events to a run another process watches sends `run_id
+seq` (the run's last seq) on `smithers_events`; each command (`Tx.touch`) sends the run id
+on `smithers_commands`. NOTIFY is delivered at commit and only if the transaction commits,
+so a listener never hears of an event it cannot read. A process keeps one connection
+listening (a thread, `Listener`) and calls back whoever asked; the callers' polls stay as
+the safety net, and a reconnect is reported too, since notices sent while it was away are
+lost.
+
+A committing NOTIFY takes a lock that every other committing NOTIFY on the database waits
+for, so events are announced only for runs someone watches: a process following a run it
+does not drive says so on `smithers_watch` (`announce_watch`) when it starts and every
+`WATCH_RENEW_S`; the writers remember it for `WATCH_TTL_S` (`Watched`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ T = TypeVar("T")
 
 EVENTS = "smithers_events"
 COMMANDS = "smithers_commands"
+WATCH = "smithers_watch"
+WATCH_RENEW_S = 10.0
+WATCH_TTL_S = 30.0
 # A dropped connection is retried after this, doubling up to the cap.
 BACKOFF_S = (0.05, 2.0)
 # How often the listening thread looks up from its socket to see whether it should stop.
@@ -53,9 +62,16 @@ _BUMP_SEQ = (
 )
 
 
-def bump_seq(conn: Connection, run_id: str, n: int) -> int:
-    """Reserve `n` seqs of the run and announce them at commit (one round trip)."""
-    cursor = statements.execute(conn, _BUMP_SEQ, {"rid": run_id, "n": n})
+_BUMP_SEQ_QUIET = (
+    "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid RETURNING last_seq"
+)
+
+
+def bump_seq(conn: Connection, run_id: str, n: int, *, announce: bool) -> int:
+    """Reserve `n` seqs of the run; with `announce`, tell listeners at commit (in the same
+    round trip)."""
+    sql = _BUMP_SEQ if announce else _BUMP_SEQ_QUIET
+    cursor = statements.execute(conn, sql, {"rid": run_id, "n": n})
     last = int(cursor.fetchone()[0])
     cursor.close()
     return last
@@ -66,11 +82,42 @@ def notify_command(conn: Connection, run_id: str) -> None:
     statements.execute(conn, f"SELECT pg_notify('{COMMANDS}', :rid)", {"rid": run_id}).close()
 
 
+def announce_watch(conn: Connection, run_id: str) -> None:
+    """Ask the run's writers, wherever they run, to announce its events for a while."""
+    statements.execute(conn, f"SELECT pg_notify('{WATCH}', :rid)", {"rid": run_id}).close()
+
+
+class Watched:
+    """The runs whose events this process announces: those another process said it watches
+    within `WATCH_TTL_S`, and every run for `WATCH_RENEW_S` after listening (re)starts,
+    when announcements sent meanwhile may have been missed."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._all_until = 0.0
+
+    def __contains__(self, run_id: str) -> bool:
+        now = time.monotonic()
+        return now < self._all_until or now < self._until.get(run_id, 0.0)
+
+    def heard(self, notice: Notice) -> None:
+        now = time.monotonic()
+        if notice.kind == "watch":
+            if len(self._until) > 10_000:  # forget the expired
+                self._until = {k: t for k, t in self._until.items() if t > now}
+            self._until[notice.run_id] = now + WATCH_TTL_S
+        elif notice.kind == "reconnected":
+            self.all_for_a_while()
+
+    def all_for_a_while(self) -> None:
+        self._all_until = time.monotonic() + WATCH_RENEW_S
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """What the listener heard: an event (`seq` set), a command, or `reconnected`."""
+    """What the listener heard: an event (`seq` set), a command, a watch, or `reconnected`."""
 
-    kind: str  # "event", "command" or "reconnected"
+    kind: str  # "event", "command", "watch" or "reconnected"
     run_id: str = ""
     seq: int = -1
     pid: int = 0  # the server process of the connection that committed it
@@ -80,8 +127,8 @@ NoticeFn = Callable[[Notice], None]
 
 
 def parse(channel: str, payload: str, pid: int = 0) -> Notice | None:
-    if channel == COMMANDS:
-        return Notice("command", payload, pid=pid)
+    if channel in (COMMANDS, WATCH):
+        return Notice("command" if channel == COMMANDS else "watch", payload, pid=pid)
     if channel == EVENTS:
         run_id, _, seq = payload.rpartition(" ")
         if run_id and seq.isdigit():
@@ -151,6 +198,7 @@ class Listener:
                 with self._connect() as conn:
                     conn.execute(f"LISTEN {EVENTS}")
                     conn.execute(f"LISTEN {COMMANDS}")
+                    conn.execute(f"LISTEN {WATCH}")
                     self.pid = conn.info.backend_pid
                     self.connections += 1
                     self.connected.set()

@@ -197,3 +197,42 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
         )
     finally:
         b.unlisten(token)
+
+
+async def test_events_are_announced_only_for_runs_another_process_watches(
+    two: tuple[Store, Store], pg_schema_url: str
+) -> None:
+    """A committing NOTIFY holds up every other: a writer announces a run's events only
+    while someone elsewhere follows it (its follower says so on `smithers_watch`)."""
+    a, b = two
+    c = open_store(pg_schema_url)  # a third process, listening in
+    heard: list[Notice] = []
+    token = c.listen(heard.append)
+    try:
+        async with Runtime(a, poll_interval=0.2) as rt:
+            go = anyio.Event()
+            go.set()
+            quiet = await rt.run(logging_task(3, go))
+            assert a.watched is not None
+            a.watched._all_until = 0.0  # past the start-up window, when it announces all
+            unwatched = await rt.run(logging_task(3, go))
+            go = anyio.Event()
+            watched = await rt.start(logging_task(30, go))
+            seen: list[int] = []
+
+            async def follow() -> None:
+                async for event in subscribe(b, watched, poll_interval=SLOW_POLL_S):
+                    seen.append(event.seq)
+
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(follow)
+                    await eventually(lambda: watched in a.watched)  # type: ignore[operator]
+                    go.set()
+        assert seen == list(range(len(event_types(a, watched))))
+        announced = {n.run_id for n in heard if n.kind == "event"}
+        assert quiet.run_id in announced and watched in announced
+        assert unwatched.run_id not in announced
+    finally:
+        c.unlisten(token)
+        c.close()
