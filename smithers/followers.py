@@ -23,7 +23,7 @@ from functools import partial
 from .events import Event, Subscription
 from .store import log as log_q
 from .store.base import Store
-from .store.postgres import WATCH_RENEW_S, Notice
+from .store.postgres import ASK, WATCH_RENEW_S, Notice
 
 logger = logging.getLogger("smithers.followers")
 
@@ -58,6 +58,7 @@ class Follower:
         self._is_local: list[IsLocal] = []
         self._pushed: Subscription = store.bus.subscribe(run_id, PAGE)
         self._wake = asyncio.Event()
+        self._announced = -WATCH_RENEW_S  # when it last said it watches the run
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     def wake(self) -> None:
@@ -73,11 +74,15 @@ class Follower:
         """Whether a subscriber says this process drives the run (so its events are pushed)."""
         return any(fn() for fn in self._is_local)
 
+    def reannounce(self) -> None:
+        """Say at once that this process watches the run (a writer asked)."""
+        self._announced = -WATCH_RENEW_S
+        self._wake.set()
+
     async def _follow(self) -> None:
-        announced = -WATCH_RENEW_S
         while True:
-            if not self.is_local() and time.monotonic() - announced >= WATCH_RENEW_S:
-                announced = time.monotonic()
+            if not self.is_local() and time.monotonic() - self._announced >= WATCH_RENEW_S:
+                self._announced = time.monotonic()
                 await self._announce()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
@@ -187,9 +192,9 @@ def _on_notice(store: Store, notice: Notice) -> None:
         if notice.kind == "event":
             by_loop = _followers.get((store, notice.run_id), {})
             found = [(loop, partial(f.wake_for, notice.seq)) for loop, f in by_loop.items()]
-        elif notice.kind == "reconnected":
+        elif notice.kind == "reconnected" or (notice.kind == "watch" and notice.run_id == ASK):
             found = [
-                (loop, f.wake)
+                (loop, f.wake if notice.kind == "reconnected" else f.reannounce)
                 for (s, _), by_loop in _followers.items()
                 if s is store
                 for loop, f in by_loop.items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,7 @@ from .migrations import MIGRATIONS, Migration, migrate, schema_version
 from .schema import runs
 
 T = TypeVar("T")
+logger = logging.getLogger("smithers.store")
 
 
 class Tx:
@@ -165,9 +167,19 @@ class Store:
         with self._watch_lock:
             if self.watched is None:
                 watched = postgres.Watched()
-                watched.all_for_a_while()  # until the watchers' next announcements
-                self._watching = self.listen(watched.heard)
+                watched.all_for_a_while()
+                self._watching = self.listen(partial(self._on_watch, watched))
                 self.watched = watched
+
+    def _on_watch(self, watched: postgres.Watched, notice: postgres.Notice) -> None:
+        """In the listening thread: note who watches what; once listening, ask them all."""
+        watched.heard(notice)
+        if notice.kind == "reconnected":
+            watched.all_for_a_while()  # until the watchers have answered
+            try:
+                self.call(self.announce_watch, postgres.ASK)
+            except Exception:
+                logger.warning("asking for watchers failed", exc_info=True)
 
     def announce_watch(self, run_id: str) -> None:
         """On PostgreSQL, have the run's events announced to this process for a while."""

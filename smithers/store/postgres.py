@@ -12,7 +12,9 @@ lost.
 A committing NOTIFY takes a lock that every other committing NOTIFY on the database waits
 for, so events are announced only for runs someone watches: a process following a run it
 does not drive says so on `smithers_watch` (`announce_watch`) when it starts and every
-`WATCH_RENEW_S`; the writers remember it for `WATCH_TTL_S` (`Watched`).
+`WATCH_RENEW_S`; the writers remember it for `WATCH_TTL_S` (`Watched`). A writer that
+starts listening (or listens again) asks every watcher to say so at once (`ASK`), and
+announces every run meanwhile (`ASK_WINDOW_S`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ COMMANDS = "smithers_commands"
 WATCH = "smithers_watch"
 WATCH_RENEW_S = 10.0
 WATCH_TTL_S = 30.0
+ASK = "*"  # on `smithers_watch`: who watches what?
+ASK_WINDOW_S = 1.0
 # A dropped connection is retried after this, doubling up to the cap.
 BACKOFF_S = (0.05, 2.0)
 # How often the listening thread looks up from its socket to see whether it should stop.
@@ -83,14 +87,15 @@ def notify_command(conn: Connection, run_id: str) -> None:
 
 
 def announce_watch(conn: Connection, run_id: str) -> None:
-    """Ask the run's writers, wherever they run, to announce its events for a while."""
+    """Ask the run's writers, wherever they run, to announce its events for a while
+    (`ASK` instead of a run id: ask the watchers to announce theirs)."""
     statements.execute(conn, f"SELECT pg_notify('{WATCH}', :rid)", {"rid": run_id}).close()
 
 
 class Watched:
     """The runs whose events this process announces: those another process said it watches
-    within `WATCH_TTL_S`, and every run for `WATCH_RENEW_S` after listening (re)starts,
-    when announcements sent meanwhile may have been missed."""
+    within `WATCH_TTL_S`, and every run for `ASK_WINDOW_S` after listening (re)starts,
+    while the watchers answer the `ASK` that follows."""
 
     def __init__(self) -> None:
         self._until: dict[str, float] = {}
@@ -102,15 +107,13 @@ class Watched:
 
     def heard(self, notice: Notice) -> None:
         now = time.monotonic()
-        if notice.kind == "watch":
+        if notice.kind == "watch" and notice.run_id != ASK:
             if len(self._until) > 10_000:  # forget the expired
                 self._until = {k: t for k, t in self._until.items() if t > now}
             self._until[notice.run_id] = now + WATCH_TTL_S
-        elif notice.kind == "reconnected":
-            self.all_for_a_while()
 
     def all_for_a_while(self) -> None:
-        self._all_until = time.monotonic() + WATCH_RENEW_S
+        self._all_until = time.monotonic() + ASK_WINDOW_S
 
 
 @dataclass(frozen=True, slots=True)

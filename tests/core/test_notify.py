@@ -236,3 +236,36 @@ async def test_events_are_announced_only_for_runs_another_process_watches(
     finally:
         c.unlisten(token)
         c.close()
+
+
+async def test_a_writer_listening_again_asks_the_watchers_to_say_so_at_once(
+    two: tuple[Store, Store],
+) -> None:
+    """Watches sent while a writer's listener was away are lost: it asks, they answer."""
+    a, b = two
+    go = anyio.Event()
+    async with Runtime(a, poll_interval=0.2) as rt:
+        run_id = await rt.start(logging_task(1, go))
+        assert a.watched is not None
+        watched = a.watched
+
+        async def follow() -> None:
+            async for _ in subscribe(b, run_id, poll_interval=SLOW_POLL_S):
+                pass
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(follow)
+                await eventually(lambda: run_id in watched._until)
+                watched._until.clear()  # as if the watch was sent while a was away
+                listener = postgres.listener(a.engine)
+                before = listener.connections
+                admin = sa.create_engine(POSTGRES_URL)
+                with admin.begin() as conn:
+                    conn.execute(
+                        sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.pid}
+                    )
+                admin.dispose()
+                await eventually(lambda: listener.connections > before)
+                await eventually(lambda: run_id in watched._until)  # b answered the ask
+                go.set()

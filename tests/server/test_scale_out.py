@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from smithers.store.postgres import WATCH_RENEW_S
+from smithers.store.postgres import ASK_WINDOW_S
 from tests.conftest import POSTGRES_URL
 from tests.gateway.processes import started_gateway
 from tests.gateway.sockets import Socket, connected
@@ -109,9 +109,9 @@ async def test_streams_on_b_see_a_run_of_a_and_commands_to_b_reach_a_at_once(
     gw_dir = tmp_path / "gateway"
     gw_dir.mkdir()
     async with started_gateway(gw_dir, pg_schema_url) as gateway, connected(gateway.url) as ws:
-        # Past a new process's first seconds, when it announces every run's events: A
+        # Past a new process's first second, when it announces every run's events: A
         # announces this run's because B and the gateway follow it.
-        await anyio.sleep(max(0.0, started + WATCH_RENEW_S + 0.5 - time.monotonic()))
+        await anyio.sleep(max(0.0, started + ASK_WINDOW_S + 0.5 - time.monotonic()))
         run_id = start_run(client_a, "srv_scale.py", input={"dir": str(folder), "lines": 200})
         thread, sse = sse_in_thread(client_b, run_id)
         async with anyio.create_task_group() as tg:
