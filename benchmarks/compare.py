@@ -5,7 +5,9 @@
 
 The baseline is checked out into a temporary `git worktree`. Each tree runs its own copy of
 the script with that tree first on PYTHONPATH (the servers the scripts start inherit it),
-so each side measures its own code with its own harness; the same venv serves both. Rounds
+so each side measures its own code with its own harness; the same venv serves both. A
+script the baseline does not have yet is copied into its tree (with `servers.py` and
+`gateways.py` beside it, so it must not need more of this tree's harness). Rounds
 alternate baseline and this tree, so a machine that slows down midway weighs on both.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,6 +61,10 @@ def main() -> None:
             cwd=ROOT,
             check=True,
         )
+        for script in args.scripts:
+            if not (base / "benchmarks" / script).exists():
+                shutil.copy(ROOT / "benchmarks" / script, base / "benchmarks" / script)
+                print(f"(baseline has no {script}: it runs this tree's copy)", flush=True)
         try:
             for script in args.scripts:
                 for round_no in range(1, args.rounds + 1):

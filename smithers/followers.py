@@ -15,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable
+from functools import partial
 
 from .events import Event, Subscription
 from .store import log as log_q
 from .store.base import Store
+from .store.postgres import ASK, WATCH_RENEW_S, Notice
 
 logger = logging.getLogger("smithers.followers")
 
@@ -54,18 +58,32 @@ class Follower:
         self._is_local: list[IsLocal] = []
         self._pushed: Subscription = store.bus.subscribe(run_id, PAGE)
         self._wake = asyncio.Event()
+        self._announced = -WATCH_RENEW_S  # when it last said it watches the run
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     def wake(self) -> None:
         """Look at the table now (call on the follower's event loop)."""
         self._wake.set()
 
+    def wake_for(self, seq: int) -> None:
+        """Look now if `seq` (committed somewhere) is past what this follower has seen."""
+        if seq > self.seen:
+            self._wake.set()
+
     def is_local(self) -> bool:
         """Whether a subscriber says this process drives the run (so its events are pushed)."""
         return any(fn() for fn in self._is_local)
 
+    def reannounce(self) -> None:
+        """Say at once that this process watches the run (a writer asked)."""
+        self._announced = -WATCH_RENEW_S
+        self._wake.set()
+
     async def _follow(self) -> None:
         while True:
+            if not self.is_local() and time.monotonic() - self._announced >= WATCH_RENEW_S:
+                self._announced = time.monotonic()
+                await self._announce()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
@@ -76,6 +94,15 @@ class Follower:
                 await self.poll()
             except Exception:
                 logger.warning("following run %s failed", self.run_id, exc_info=True)
+
+    async def _announce(self) -> None:
+        """Ask whoever drives the run to announce its events (PostgreSQL)."""
+        if self.store.is_sqlite:
+            return
+        try:
+            await self.store.run(self.store.announce_watch, self.run_id)
+        except Exception:
+            logger.warning("watching run %s failed", self.run_id, exc_info=True)
 
     def _note_pushed(self) -> None:
         pushed = sorted(event.seq for event in self._pushed.buffer)
@@ -100,8 +127,12 @@ class Follower:
         self.store.bus.unsubscribe(self._pushed)
 
 
-# Each entry is only touched from its own event loop, so no lock is needed.
-_followers: dict[tuple[Store, str, asyncio.AbstractEventLoop], Follower] = {}
+# Followers by store and run, then by loop: changed on their loops, read by the
+# listening thread too, hence the lock.
+_followers: dict[tuple[Store, str], dict[asyncio.AbstractEventLoop, Follower]] = {}
+_lock = threading.Lock()
+# Each store with followers listens for other processes' commits (PostgreSQL).
+_listening: dict[Store, object | None] = {}
 
 
 def follow(
@@ -114,10 +145,19 @@ def follow(
 ) -> Follower:
     """The run's follower, started if it is the first user: `seen` is a seq every event up
     to which the caller has read or does not want. Pair with `unfollow`."""
-    key = (store, run_id, asyncio.get_running_loop())
-    follower = _followers.get(key)
-    if follower is None:
-        follower = _followers[key] = Follower(store, run_id, seen, poll_interval)
+    loop = asyncio.get_running_loop()
+    with _lock:
+        by_loop = _followers.setdefault((store, run_id), {})
+        follower = by_loop.get(loop)
+        if follower is None:
+            follower = by_loop[loop] = Follower(store, run_id, seen, poll_interval)
+        listen = store not in _listening
+        if listen:
+            _listening[store] = None
+    if listen:
+        token = store.listen(partial(_on_notice, store))
+        with _lock:
+            _listening[store] = token
     follower.users += 1
     if is_local is not None:
         follower._is_local.append(is_local)
@@ -129,11 +169,44 @@ def unfollow(follower: Follower, is_local: IsLocal | None = None) -> None:
     if is_local is not None:
         follower._is_local.remove(is_local)
     follower.users -= 1
-    if follower.users == 0:
-        _followers.pop((follower.store, follower.run_id, follower._task.get_loop()), None)
-        follower._stop()
+    if follower.users:
+        return
+    store, token = follower.store, None
+    with _lock:
+        key = (store, follower.run_id)
+        by_loop = _followers.get(key, {})
+        by_loop.pop(follower._task.get_loop(), None)
+        if not by_loop:
+            _followers.pop(key, None)
+        if store in _listening and not any(s is store for s, _ in _followers):
+            token = _listening.pop(store)
+    follower._stop()
+    store.unlisten(token)
+
+
+def _on_notice(store: Store, notice: Notice) -> None:
+    """In the listening thread: wake the run's followers (all of the store's after a
+    reconnect, since what was sent meanwhile is lost) on their loops."""
+    with _lock:
+        found: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]]
+        if notice.kind == "event":
+            by_loop = _followers.get((store, notice.run_id), {})
+            found = [(loop, partial(f.wake_for, notice.seq)) for loop, f in by_loop.items()]
+        elif notice.kind == "reconnected" or (notice.kind == "watch" and notice.run_id == ASK):
+            found = [
+                (loop, f.wake if notice.kind == "reconnected" else f.reannounce)
+                for (s, _), by_loop in _followers.items()
+                if s is store
+                for loop, f in by_loop.items()
+            ]
+        else:
+            return
+    for loop, wake in found:
+        with contextlib.suppress(RuntimeError):  # the loop closed
+            loop.call_soon_threadsafe(wake)
 
 
 def followers(store: Store) -> list[Follower]:
     """The followers running for `store` (on any loop)."""
-    return [f for (s, _, _), f in _followers.items() if s is store]
+    with _lock:
+        return [f for (s, _), fs in _followers.items() if s is store for f in fs.values()]

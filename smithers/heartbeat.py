@@ -39,13 +39,16 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join(timeout=30)
 
+    def _beat(self, run_ids: list[str]) -> None:
+        with self.store.write() as tx:
+            runs_q.heartbeat(tx.conn, self.owner_id, run_ids, tx.now)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             run_ids = self._run_ids
             if not run_ids:
                 continue
             try:
-                with self.store.write() as tx:
-                    runs_q.heartbeat(tx.conn, self.owner_id, sorted(run_ids), tx.now)
+                self.store.call(self._beat, sorted(run_ids))
             except Exception:
                 logger.exception("heartbeat failed; retrying in %.1f s", self.interval_s)

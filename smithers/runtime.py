@@ -7,9 +7,10 @@ async with Runtime(store, resolve=...) as runtime:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,16 +20,18 @@ import anyio
 import anyio.abc
 
 from . import lifecycle, queries, runlog
+from .adoption import adoptable
 from .clock import now_ms
 from .definition import SmithersWorkflow
 from .engine import RunDriver, end_run, ensure_output_tables, in_thread
 from .errors import SmithersError, run_not_found, validation_errors
 from .events import Event
 from .heartbeat import Heartbeat
-from .ownership import new_owner_id, owner_is_dead, release_owner_id
-from .store import nodes as nodes_q
+from .intervals import every
+from .ownership import new_owner_id, release_owner_id
 from .store import runs as runs_q
 from .store.base import Store
+from .store.postgres import Notice
 from .store.records import TERMINAL_STATUSES, WAITING_STATUSES, RunRecord
 
 logger = logging.getLogger("smithers.runtime")
@@ -89,6 +92,8 @@ class Runtime:
         self._heartbeat = Heartbeat(store, self.owner_id, poll_interval)
         self._tg: anyio.abc.TaskGroup | None = None
         self._tokens: list[object] = []
+        self._listening: object | None = None
+        self._watch_now: asyncio.Event | None = None
 
     now = staticmethod(now_ms)
 
@@ -100,15 +105,20 @@ class Runtime:
         self._tokens.append(self.store.bus.add_listener(self._on_event))
         self._tokens.append(self.store.bus.add_touch_listener(self._on_touch))
         self._heartbeat.start()
-        self._tg.start_soon(self._every_interval, self._watch_once, "watching runs")
+        self._watch_now = asyncio.Event()
+        self._listening = self.store.listen(partial(self._on_notice, asyncio.get_running_loop()))
+        watch = partial(every, self.poll_interval, self._watch_once, "watching runs")
+        self._tg.start_soon(watch, self._watch_now)
         if self.adopt and self.resolve is not None:
-            self._tg.start_soon(self._every_interval, self._scan_for_adoption, "adoption")
+            self._tg.start_soon(every, self.poll_interval, self._scan_for_adoption, "adoption")
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         for token in self._tokens:
             self.store.bus.remove_listener(token)
         self._tokens.clear()
+        self.store.unlisten(self._listening)
+        self._listening = None
         assert self._tg is not None
         # Drivers remove themselves as they stop: note what we own before stopping them.
         owned = list(self._live)
@@ -276,8 +286,22 @@ class Runtime:
         live = self._live.get(run_id)
         if live is not None:
             live.driver.wake()
+            if self._watch_now is not None:
+                self._watch_now.set()  # a cancel or a new owner: see `_watch_once`
         elif self.adopt and self.resolve is not None and self._tg is not None:
             self._adopt_soon(run_id)
+
+    def _on_notice(self, loop: asyncio.AbstractEventLoop, notice: Notice) -> None:
+        """In the listening thread (PostgreSQL): another process committed a command on a
+        run, or the listener reconnected (what was sent meanwhile is lost: look now)."""
+        if notice.kind == "command":
+            call: Callable[[], object] = partial(self._on_touch, notice.run_id)
+        elif notice.kind == "reconnected" and self._watch_now is not None:
+            call = self._watch_now.set
+        else:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed
+            loop.call_soon_threadsafe(call)
 
     def _adopt_soon(
         self, run_id: str, run: RunRecord | None = None, *, timer_due: bool = False
@@ -331,15 +355,6 @@ class Runtime:
         except SmithersError as exc:
             logger.debug("adoption of %s skipped: %s", run_id, exc.code)
 
-    async def _every_interval(self, work: Callable[[], Awaitable[object]], what: str) -> None:
-        while True:
-            started = time.monotonic()
-            try:
-                await work()
-            except Exception:
-                logger.exception("runtime %s failed", what)
-            await anyio.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
-
     async def _watch_once(self) -> None:
         """Notice what other processes did to the runs we drive: a command to act on
         (`command_seq` moved), an end, or the run claimed by someone else."""
@@ -378,21 +393,7 @@ class Runtime:
             self._adopt_soon(run.run_id, run, timer_due=timer_due)
 
     def _adoptable(self) -> list[tuple[RunRecord, bool]]:
-        """Runs to adopt (unowned, stale, orphaned), and parked runs whose timer is due
-        (`True` beside them), that this process does not drive already."""
-        now = self.now()
-        with self.store.read() as conn:
-            ids = [
-                run_id
-                for run_id, owner in runs_q.running_runs_owned_by_others(conn, self.owner_id)
-                if owner_is_dead(owner)
-            ]
-            read = partial(runs_q.get_run, conn)
-            claimable = runs_q.claimable_runs(conn, stale_before=lifecycle.stale_before(now))
-            orphaned = [run for run in map(read, ids) if run is not None]
-            due_ids = nodes_q.waiting_timer_due(conn, now) if self.timers else []
-            due = [run for run in map(read, due_ids) if run]
-        found = [(run, False) for run in (*claimable, *orphaned)] + [(run, True) for run in due]
+        found = adoptable(self.store, self.owner_id, self.now(), timers=self.timers)
         return [(run, due) for run, due in found if run.run_id not in self._live]
 
 

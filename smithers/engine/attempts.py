@@ -145,6 +145,9 @@ class Attempts:
 
     def _emit_from_task(self, type_: str, **fields: Any) -> None:
         """Append an event a task produced (output lines, tool calls) while the run is ours."""
+        self.store.call(self._append, type_, fields)
+
+    def _append(self, type_: str, fields: dict[str, Any]) -> None:
         with self.store.write() as tx:
             run = runs_q.get_run(tx.conn, self.run_id, lock=True)
             if run is None or run.status != "running":

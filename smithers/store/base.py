@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,21 +28,25 @@ from sqlalchemy.engine import Connection, Engine
 from ..clock import now_ms
 from ..errors import SmithersError
 from ..events import Event, EventBus, make_payload
-from . import outputs, statements
+from . import outputs, postgres, statements
 from .migrations import MIGRATIONS, Migration, migrate, schema_version
 from .schema import runs
 
 T = TypeVar("T")
+logger = logging.getLogger("smithers.store")
 
 
 class Tx:
     """One write transaction. `emit` appends an event with the run's next seq."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, watched: postgres.Watched | None = None) -> None:
         self.conn = conn
+        self.postgres = conn.dialect.name == "postgresql"
+        self.watched = watched
         self.now = now_ms()
         self.events: list[Event] = []
         self.touched: set[str] = set()
+        self.rows: list[dict[str, Any]] = []  # the events as inserted
         self._pending: list[tuple[str, dict[str, Any]]] = []
 
     def touch(self, run_id: str) -> None:
@@ -51,6 +56,8 @@ class Tx:
             .where(runs.c.run_id == run_id)
             .values(command_seq=runs.c.command_seq + 1)
         )
+        if self.postgres and run_id not in self.touched:
+            postgres.notify_command(self.conn, run_id)
         self.touched.add(run_id)
 
     def emit(self, run_id: str, type_: str, **fields: Any) -> None:
@@ -69,15 +76,8 @@ class Tx:
         self._pending.clear()
         rows = []
         for run_id, payloads in by_run.items():
-            cursor = statements.execute(
-                self.conn,
-                "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
-                "RETURNING last_seq",
-                {"rid": run_id, "n": len(payloads)},
-            )
-            last = cursor.fetchone()[0]
-            cursor.close()
-            first = int(last) - len(payloads) + 1
+            last = self._bump_seq(run_id, len(payloads))
+            first = last - len(payloads) + 1
             for offset, payload in enumerate(payloads):
                 seq = first + offset
                 rows.append(
@@ -93,6 +93,21 @@ class Tx:
                 )
                 self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
         statements.insert_many(self.conn, "_smithers_events", rows)
+        self.rows.extend(rows)
+
+    def _bump_seq(self, run_id: str, n: int) -> int:
+        if self.postgres:  # with a NOTIFY when another process follows the run
+            announce = self.watched is not None and run_id in self.watched
+            return postgres.bump_seq(self.conn, run_id, n, announce=announce)
+        cursor = statements.execute(
+            self.conn,
+            "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
+            "RETURNING last_seq",
+            {"rid": run_id, "n": n},
+        )
+        last = int(cursor.fetchone()[0])
+        cursor.close()
+        return last
 
 
 class Store:
@@ -109,6 +124,10 @@ class Store:
         self.output_models: dict[str, type[BaseModel]] = {}
         self.output_metadata = sa.MetaData()
         self._ddl_lock = threading.Lock()
+        # On PostgreSQL: the runs other processes watch, heard once this store writes.
+        self.watched: postgres.Watched | None = None
+        self._watching: object | None = None
+        self._watch_lock = threading.Lock()
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -118,11 +137,55 @@ class Store:
 
         A SQLite call takes well under a millisecond and this process's writers already
         queue on one lock, so a thread hop would cost more than it saves; a PostgreSQL
-        call waits on the network and must not hold the event loop.
+        call waits on the network and must not hold the event loop. On PostgreSQL, work
+        whose connection the server dropped is tried again (`postgres.retrying`).
         """
         if self.inline:
-            return fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+            return self.call(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(partial(self.call, fn, *args, **kwargs))
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call `fn` (store work of whole transactions) here and now; on PostgreSQL, again
+        when the server dropped its connection under it (`postgres.retrying`)."""
+        if self.dialect == "postgresql":
+            return postgres.retrying(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    def listen(self, fn: postgres.NoticeFn) -> object | None:
+        """On PostgreSQL, call `fn` (in the listening thread) with what others (other
+        processes, other engines) commit: appended events and commands (`postgres.Notice`).
+        `None` on SQLite, where only polls see other processes. Pair with `unlisten`."""
+        if self.dialect != "postgresql":
+            return None
+        return postgres.listener(self.engine).add(postgres.from_elsewhere(self.engine, fn))
+
+    def unlisten(self, token: object | None) -> None:
+        if token is not None:
+            postgres.listener(self.engine).remove(token)
+
+    def _start_watching(self) -> None:
+        with self._watch_lock:
+            if self.watched is None:
+                watched = postgres.Watched()
+                watched.all_for_a_while()
+                self._watching = self.listen(partial(self._on_watch, watched))
+                self.watched = watched
+
+    def _on_watch(self, watched: postgres.Watched, notice: postgres.Notice) -> None:
+        """In the listening thread: note who watches what; once listening, ask them all."""
+        watched.heard(notice)
+        if notice.kind == "reconnected":
+            watched.all_for_a_while()  # until the watchers have answered
+            try:
+                self.call(self.announce_watch, postgres.ASK)
+            except Exception:
+                logger.warning("asking for watchers failed", exc_info=True)
+
+    def announce_watch(self, run_id: str) -> None:
+        """On PostgreSQL, have the run's events announced to this process for a while."""
+        if self.dialect == "postgresql":
+            with self.read() as conn:
+                postgres.announce_watch(conn, run_id)
 
     @property
     def url(self) -> str:
@@ -180,12 +243,22 @@ class Store:
         """A write transaction; its events are published after commit."""
         # SQLite has one writer at a time; queueing our own threads on a lock is far
         # cheaper than letting them meet in SQLite's sleeping busy handler.
+        if self.watched is None and self.dialect == "postgresql":
+            self._start_watching()
+        committing = False
         with self._write_lock:
             conn = self.engine.connect().execution_options(smithers_write=True)
-            with conn, conn.begin():
-                tx = Tx(conn)
-                yield tx
-                tx.flush()
+            try:
+                with conn, conn.begin():
+                    tx = Tx(conn, self.watched)
+                    yield tx
+                    tx.flush()
+                    committing = True
+            except Exception as exc:
+                # The server went away at COMMIT: whether it committed, the events say.
+                lost = committing and tx.postgres and postgres.is_disconnect(exc)
+                if not lost or not self.call(postgres.committed, self, tx.rows[:1]):
+                    raise
         self.bus.publish(tx.events)
         if tx.touched:
             self.bus.notify_touched(sorted(tx.touched))
@@ -196,6 +269,8 @@ class Store:
             yield conn
 
     def close(self) -> None:
+        self.unlisten(self._watching)
+        self._watching = None
         self.engine.dispose()
 
 
@@ -273,9 +348,12 @@ def create_db_engine(url: str) -> Engine:
         _sqlite_setup(engine)
         return engine
     try:
-        return sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
+        engine = sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
     except ImportError as exc:  # the URL names a driver that is not installed
         raise missing_driver(parsed, exc) from None
+    if engine.dialect.name == "postgresql":
+        postgres.setup_engine(engine)
+    return engine
 
 
 def missing_driver(url: sa.URL, exc: ImportError) -> SmithersError:
