@@ -187,16 +187,9 @@ class RunHost:
             return await load_workflow_async(path, self.root_dir, timeout_s=self.load_timeout_s)
 
     def registered(self, key: str, not_found: str = "NOT_FOUND") -> SmithersWorkflow:
-        """The workflow registered under `key`; `not_found` is the code when there is none
-        here (NOT_FOUND to launch; WORKFLOW_LOAD_FAILED to resume a run that records it)."""
-        entry = self.registry.get(key) if self.registry is not None else None
-        if entry is None:
-            raise SmithersError(
-                not_found,
-                f"no workflow registered as {key!r}",
-                {"workflow": key, "reason": "not registered"},
-            )
-        return entry.workflow
+        """The workflow registered under `key` (`WorkflowRegistry.require`)."""
+        registry = self.registry if self.registry is not None else WorkflowRegistry()
+        return registry.require(key, not_found).workflow
 
     async def workflows(self) -> list[dict[str, Any]]:
         """The workflows under the root, each loaded within `load_timeout_s` (`catalog`)."""

@@ -68,6 +68,18 @@ class WorkflowRegistry:
     def get(self, key: str) -> Registered | None:
         return self._entries.get(key)
 
+    def require(self, key: str, not_found: str = "NOT_FOUND") -> Registered:
+        """The entry registered under `key`; `not_found` is the code when there is none
+        (NOT_FOUND to launch; WORKFLOW_LOAD_FAILED to resume a run that records it)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            raise SmithersError(
+                not_found,
+                f"no workflow registered as {key!r}",
+                {"workflow": key, "reason": "not registered"},
+            )
+        return entry
+
     def entries(self) -> list[Registered]:
         return [self._entries[key] for key in sorted(self._entries)]
 

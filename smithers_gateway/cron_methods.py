@@ -47,10 +47,7 @@ async def cron_list(call: Call, _: NoParams) -> list[dict[str, Any]]:
 
 
 async def cron_create(call: Call, p: CronCreate) -> dict[str, Any]:
-    if p.workflow not in call.gateway.registry:
-        raise SmithersError(
-            "NOT_FOUND", f"no workflow registered as {p.workflow!r}", {"workflow": p.workflow}
-        )
+    call.gateway.registry.require(p.workflow)
     store = call.service.require_run_list()
     return await store.run(
         cron.save,
