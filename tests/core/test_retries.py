@@ -3,6 +3,8 @@ failure cut short, each as a new attempt; a live run's owner runs the task again
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 from pydantic import BaseModel
@@ -92,7 +94,9 @@ async def test_a_failed_run_goes_on_with_the_tasks_its_failure_cut_short(store: 
     assert_contiguous(store, run_id)
 
 
-async def test_a_tolerated_failure_is_retried_by_the_live_owner(store: Store) -> None:
+def tolerant(name: str, *after: Task) -> tuple[Any, dict[str, int], anyio.Event]:
+    """A run whose `soft` task fails once (tolerated), then a `wait` task held by the gate
+    (then `after`): the workflow, the count of `soft`'s calls, the gate."""
     calls = {"soft": 0}
     gate = anyio.Event()
 
@@ -109,12 +113,19 @@ async def test_a_tolerated_failure_is_retried_by_the_live_owner(store: Store) ->
     @smithers
     def wf(ctx):
         return Workflow(
-            "tolerant",
+            name,
             [
                 Task("soft", output=outputs.retried_note, run=soft, continue_on_fail=True),
                 Task("wait", output=outputs.retried_note, run=wait),
+                *after,
             ],
         )
+
+    return wf, calls, gate
+
+
+async def test_a_tolerated_failure_is_retried_by_the_live_owner(store: Store) -> None:
+    wf, calls, gate = tolerant("tolerant")
 
     async with Runtime(store) as rt:
         run_id = await rt.start(wf)
@@ -134,29 +145,8 @@ async def test_a_tolerated_failure_is_retried_by_the_live_owner(store: Store) ->
 
 
 async def test_a_paused_run_stays_paused_until_resumed(store: Store) -> None:
-    calls = {"soft": 0}
-    gate = anyio.Event()
-
-    def soft() -> dict[str, str]:
-        calls["soft"] += 1
-        if calls["soft"] == 1:
-            raise RuntimeError("tolerated")
-        return {"text": "soft"}
-
-    async def wait() -> dict[str, str]:
-        await gate.wait()
-        return {"text": "waited"}
-
-    @smithers
-    def wf(ctx):
-        return Workflow(
-            "paused-retry",
-            [
-                Task("soft", output=outputs.retried_note, run=soft, continue_on_fail=True),
-                Task("wait", output=outputs.retried_note, run=wait),
-                Task("last", output=outputs.retried_note, run={"text": "last"}),
-            ],
-        )
+    last = Task("last", output=outputs.retried_note, run={"text": "last"})
+    wf, calls, gate = tolerant("paused-retry", last)
 
     async with Runtime(store) as rt:
         run_id = await rt.start(wf)
