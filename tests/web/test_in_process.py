@@ -5,14 +5,16 @@ lifespan, and through several lifespans in a row; the DNS-rebinding guard still 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from smithers import Runtime, Store, load_workflow
+from smithers import Runtime, Store, load_workflow, run_workflow
 from smithers_gateway import Gateway
 from smithers_serve import create_serve_app
 from smithers_server import create_app
@@ -71,6 +73,17 @@ async def test_the_serve_app_through_asgi_transport_without_lifespan(store: Stor
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             view = await c.get("/")
             assert view.status_code == 200 and view.json()["status"] == "finished"
+
+
+def test_the_serve_app_under_test_clients_one_lifespan_after_another(store: Store) -> None:
+    wf = load_workflow(EXAMPLES / "hello.py")
+    done = anyio.run(partial(run_workflow, wf, input={"name": "twice"}, store=store))
+    app = create_serve_app(workflow=wf, store=store, run_id=done.run_id)
+    for name in ("first", "second"):
+        with TestClient(app) as client:
+            view = client.get("/")
+            assert view.status_code == 200 and view.json()["status"] == "finished", name
+            assert client.get("/frames").status_code == 200, name
 
 
 @pytest.mark.parametrize(
