@@ -148,10 +148,13 @@ class Attempts:
         self.store.call(self._append, type_, fields)
 
     def _append(self, type_: str, fields: dict[str, Any]) -> None:
+        """Dropped unless the run is still ours, checked in the appending transaction: an
+        owner that stalled past the staleness window wakes up to find the run adopted."""
         with self.store.write() as tx:
-            run = runs_q.get_run(tx.conn, self.run_id, lock=True)
-            if run is None or run.status != "running":
-                return
+            try:
+                lock_owned(tx, self.run_id, self.owner_id)
+            except RunLost:
+                return  # the driver stops this task when its watch sees the run lost
             tx.emit(self.run_id, type_, **fields)
 
     def _retry(self, ready: ReadyTask, attempt: int, err: Any) -> None:

@@ -7,10 +7,12 @@ port, with its SQLite file and its root in a temporary directory; the root holds
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -179,6 +181,51 @@ def spawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Se
     yield start
     for server in started:
         server.stop()
+
+
+# A prefix for `spawn_server`: the server runs in a PID namespace of its own, as in
+# another container (its PID means nothing to the other servers).
+PID_NAMESPACE = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
+
+
+def server_pid(server: ServerProcess) -> int:
+    """The PID of the server itself (under `unshare`, the child it forked)."""
+    proc = Path(f"/proc/{server.proc.pid}")
+    with contextlib.suppress(OSError):
+        if (proc / "comm").read_text().strip() == "unshare":
+            found = (proc / "task" / str(server.proc.pid) / "children").read_text().split()
+            return int(found[0]) if found else server.proc.pid
+    return server.proc.pid
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """`servers(db, root, **spawn_server options)` starts a server for this test; all are
+    stopped after it (a stopped one is continued first)."""
+    started: list[ServerProcess] = []
+
+    def start(db: str, root: Path, **options: Any) -> ServerProcess:
+        workdir = tmp_path / f"server-{len(started)}"
+        workdir.mkdir()
+        started.append(spawn_server(workdir, db=db, root=root, **options))
+        return started[-1]
+
+    yield start
+    for server in started:
+        # `unshare --fork` holds SIGTERM while its child runs: stop the server it forked.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server_pid(server), signal.SIGCONT)
+            if server_pid(server) != server.proc.pid:
+                os.kill(server_pid(server), signal.SIGTERM)
+        server.stop()
+
+
+def until(check: Callable[[], object], timeout: float = 20.0) -> None:
+    """Wait until `check()` is truthy (a state another process reaches)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -4,55 +4,29 @@ never taken over. Each test counts executions of a live task from a side-effect 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
-from .conftest import TERMINAL, ServerProcess, make_root, spawn_server, start_run, wait_status
+from .conftest import (
+    PID_NAMESPACE,
+    TERMINAL,
+    ServerProcess,
+    make_root,
+    start_run,
+    until,
+    wait_status,
+)
 
 STALE_AFTER_MS = 3000
-PID_NAMESPACE = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def start(db: str, root: Path, **options: Any) -> ServerProcess:
-        workdir = tmp_path / f"server-{len(started)}"
-        workdir.mkdir()
-        server = spawn_server(workdir, db=db, root=root, **options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        # `unshare --fork` holds SIGTERM while its child runs: stop the server it forked.
-        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
-        for child in children.read_text().split() if children.exists() else []:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(child), signal.SIGTERM)
-        server.stop()
 
 
 def executions(folder: Path) -> list[str]:
     path = folder / "executions"
     return path.read_text().split() if path.exists() else []
-
-
-def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def run_started_count(client: httpx.Client, run_id: str) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from .conftest import (
     SSEStream,
     make_root,
     read_sse,
-    spawn_server,
     start_run,
     wait_status,
 )
@@ -36,21 +35,6 @@ from .conftest import (
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(180)]
 
 TERMINAL_TYPES = ("RunFinished", "RunFailed", "RunCancelled")
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def start(db: str, root: Path) -> ServerProcess:
-        workdir = tmp_path / f"server-{len(started)}"
-        workdir.mkdir()
-        started.append(spawn_server(workdir, db=db, root=root))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def stored_types(client: httpx.Client, run_id: str) -> list[tuple[int, str]]:
