@@ -6,13 +6,12 @@ through these, so the rules cannot drift apart.
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
-from .clock import now_ms
+from .clock import STALE_AFTER_MS, now_ms
 from .errors import SmithersError, run_not_active, run_not_found
 from .ownership import owner_is_dead
 from .store import idempotency as idempotency_q
@@ -20,11 +19,6 @@ from .store import nodes as nodes_q
 from .store import runs as runs_q
 from .store.base import Store, Tx
 from .store.records import WAITING_STATUSES, NodeRecord, RunRecord
-
-# A `running` run whose heartbeat is older than this may be claimed by anyone. Every
-# process on one database must agree on it; SMITHERS_STALE_AFTER_MS changes it (tests
-# shorten it; a deployment may lengthen it).
-STALE_AFTER_MS = int(os.environ.get("SMITHERS_STALE_AFTER_MS") or 30_000)
 
 # A task abandoned by dead processes this many times is failed rather than retried again.
 MAX_ABANDONED_ATTEMPTS = 3

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
+from ..clock import STALE_AFTER_MS
 from . import statements
 
 if TYPE_CHECKING:  # psycopg is an optional dependency (the `postgres` extra)
@@ -264,6 +265,11 @@ def setup_engine(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         record.info["pid"] = dbapi_conn.info.backend_pid
         own.add(record.info["pid"])
+        # A process that stalls inside a transaction (SIGSTOP, a paused VM) keeps its rows
+        # locked, and a run's adopter would wait on it: the server ends such a session
+        # once it idled as long as a heartbeat may, and frees the rows.
+        dbapi_conn.execute(f"SET idle_in_transaction_session_timeout = {STALE_AFTER_MS}")
+        dbapi_conn.commit()
 
     @sa_event.listens_for(engine, "close")
     def _on_close(_dbapi_conn: Any, record: Any) -> None:

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
 from smithers import Runtime, Store, load_workflow, open_store
+from smithers.store import postgres
+from smithers.store import runs as runs_q
 from tests.helpers import EXAMPLES
 
 pytestmark = pytest.mark.anyio
@@ -122,3 +125,43 @@ def test_postgresql_without_its_driver_names_the_extra() -> None:
         "DB_DRIVER_MISSING cannot open the database: PostgreSQL needs the psycopg driver: "
         "pip install 'smithers-asgi[postgres]'\n"
     )
+
+
+def test_a_transaction_a_stalled_process_left_open_is_ended_and_its_rows_freed(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that stops inside a transaction (SIGSTOP, a paused VM) keeps the rows it
+    locked: the server ends its session once it idled as long as a heartbeat may (the
+    staleness window, here 0.3 s), so that the adopter of its runs does not wait on it."""
+    monkeypatch.setattr(postgres, "STALE_AFTER_MS", 300)
+    stalled, adopter = open_store(pg_schema_url), open_store(pg_schema_url)
+    try:
+        with adopter.write() as tx:
+            runs_q.insert_run(
+                tx.conn,
+                run_id="stalled",
+                workflow_name="w",
+                workflow_path=None,
+                workflow_hash=None,
+                owner_id="a-stalled-process",
+                now=tx.now,
+                input=None,
+                config={},
+                auth=None,
+            )
+        with stalled.engine.connect() as conn:
+            conn.begin()
+            runs_q.lock_ownership(conn, "stalled")  # ... and the process stops here
+            with adopter.write() as tx:
+                tx.conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")  # not forever
+                assert runs_q.lock_ownership(tx.conn, "stalled") == (
+                    "running",
+                    "a-stalled-process",
+                    0,
+                )
+            with pytest.raises(sa.exc.DBAPIError) as ended:
+                conn.execute(sa.text("SELECT 1"))
+            assert ended.value.connection_invalidated
+    finally:
+        stalled.close()
+        adopter.close()

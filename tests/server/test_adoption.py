@@ -166,8 +166,9 @@ def test_a_stalled_owner_loses_its_runs_and_appends_nothing_to_them_when_it_wake
     root, folder = relay(tmp_path)
     owner, survivor = (servers(pg_schema_url, root, env=ENV) for _ in range(2))
     client = owner.client()
-    # The gated task logs a line every 0.1 s: the owner keeps trying to append.
-    body = {"dir": str(folder), "tick": 0.1}
+    # The gated task logs a line every 20 ms: the owner keeps appending, and a stop often
+    # lands inside one of its transactions.
+    body = {"dir": str(folder), "tick": 0.02}
     run_ids = [start_run(client, "srv_relay.py", input=body) for _ in range(6)]
     until(lambda: waiting_at_gate(folder) == 6)
     stalled_owner = owners(db, run_ids)[run_ids[0]]
