@@ -84,6 +84,16 @@ def run_again_after_finishing(story: Story) -> list[str]:
     return again
 
 
+def finished_before_adoption(story: Story) -> int:
+    """How many of the run's tasks had finished when another process resumed it."""
+    count = 0
+    for _, type_, payload in story.events:
+        if type_ == "RunStarted" and payload.get("resumed"):
+            return count
+        count += type_ == "NodeFinished"
+    return 0
+
+
 def problems(run_id: str, story: Story | None, nodes: tuple[str, ...]) -> list[str]:
     """What is off with one run: not finished, a gap in its seqs, not one RunFinished, a
     task not finished once, a finished task started again."""

@@ -1,13 +1,14 @@
 """A cluster on one PostgreSQL database, a crash in the middle of its work, and the proof.
 
-    .venv/bin/python examples/cluster/run.py [--db URL] [--runs 100] [--seconds 0.3]
+    .venv/bin/python examples/cluster/run.py [--db URL] [--runs 100] [--seconds 1] [--over 4]
 
 Starts three `smithers server` processes and a `smithers gateway` on a schema of their own
 (made in the database of `--db`, else `SMITHERS_DB`, else the local server
 postgresql+psycopg://postgres@127.0.0.1:5432/test; dropped at the end), launches `--runs`
-runs of `steps.py` (three tasks in a row, each recording its executions) round-robin
-through all four (the servers over REST, the gateway over its RPC), SIGKILLs the second
-server once half are launched, waits until every run has ended, and prints what the
+runs of `steps.py` (three tasks in a row of `--seconds` each, each recording its
+executions) round-robin through all four (the servers over REST, the gateway over its RPC)
+over `--over` seconds, SIGKILLs the second server once half are launched (its runs are in
+their first or second task), waits until every run has ended, and prints what the
 database says: every run finished, once, with every task finished once and none run again
 after it finished. Exits 1 if anything is off.
 
@@ -47,7 +48,8 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("SMITHERS_DB") or DEFAULT_DB)
     parser.add_argument("--runs", type=int, default=100, help="how many runs to launch")
-    parser.add_argument("--seconds", type=float, default=0.3, help="how long each task works")
+    parser.add_argument("--seconds", type=float, default=1.0, help="how long each task works")
+    parser.add_argument("--over", type=float, default=4.0, help="launches spread over (s)")
     parser.add_argument("--stale-after-ms", type=int, default=3000)
     parser.add_argument("--timeout", type=float, default=120, help="for the runs to end (s)")
     return parser.parse_args(argv)
@@ -127,8 +129,12 @@ def drive(
         lost: list[str] = []
         killed_at = 0.0
         targets = cycle(started)
+        begun = time.monotonic()
         with httpx.Client(timeout=30) as client:
             while len(run_ids) < args.runs:
+                time.sleep(
+                    max(0.0, begun + args.over * len(run_ids) / args.runs - time.monotonic())
+                )
                 if len(run_ids) == args.runs // 2 and victim.alive():
                     lost = driven_by(engine, victim.pid)
                     victim.kill()
@@ -173,6 +179,8 @@ def report(url: str, workdir: Path, run_ids: list[str], lost: list[str], killed_
         f"runs of the killed server      {len(lost)}, adopted by a survivor: {len(delays)}"
         + (f" (at most {max(delays):.1f} s after the kill)" if delays else "")
     )
+    before = sum(audit.finished_before_adoption(stories[r]) for r in lost if r in stories)
+    print(f"their tasks finished before    {before} (each must not run again)")
     print(f"runs resumed in all            {found.adopted}")
     print()
     print("task    NodeStarted  NodeFinished  attempt rows  executions  started twice")
