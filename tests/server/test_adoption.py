@@ -100,8 +100,9 @@ def assert_each_run_whole(log: list[Event]) -> None:
     assert [e.type for e in log].count("RunFinished") == 1 and log[-1].type == "RunFinished"
     finished: set[str] = set()
     for event in log:
-        node = event.payload.get("nodeId")
+        node = event.payload.get("nodeId", "")
         if event.type == "NodeFinished":
+            finished.add(node)
             finished.add(node)
         assert not (event.type == "NodeStarted" and node in finished), f"{node} ran again"
     assert finished == {"first", "second", "third"}
