@@ -11,6 +11,7 @@ from .followers import PAGE, POLL_INTERVAL_S, Follower, follow, unfollow
 from .store import log as log_q
 from .store import runs as runs_q
 from .store.base import Store
+from .store.records import RunRecord
 
 Recent = Callable[[int], list[Event]]
 
@@ -22,9 +23,17 @@ def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool,
     with store.read() as conn:
         run = runs_q.get_run(conn, run_id)
         events = log_q.events_after(conn, run_id, after_seq, PAGE)
-    last = events[-1].seq if events else after_seq
-    ended = run is not None and run.is_terminal and run.last_seq <= last
+        last = events[-1].seq if events else after_seq
+        ended = _ended(run, last)
+        if not ended and events and events[-1].is_terminal:
+            # On PostgreSQL each statement reads at its own snapshot: the run may have ended
+            # after its row was read. Nothing would follow the terminal event to say so.
+            ended = _ended(runs_q.get_run(conn, run_id), last)
     return events, ended, -1 if run is None else run.last_seq
+
+
+def _ended(run: RunRecord | None, last: int) -> bool:
+    return run is not None and run.is_terminal and run.last_seq <= last
 
 
 @overload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -64,6 +65,10 @@ class Attempts:
     allow_network: bool
     workflow_name: Callable[[], str]  # the run's name, for log lines
     contexts: set[TaskContext] = field(default_factory=set)
+    # Held from the start of a transaction that writes outputs until they are in `outputs`:
+    # a render of the run waiting (in another thread) for the run's row would otherwise
+    # start, between that commit and the cache, a task that reads them.
+    outputs_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self) -> None:
         """Tell the tools of running tasks to stop."""
@@ -176,6 +181,10 @@ class Attempts:
             start_attempt(tx, self.run_id, ready, attempt, self.frame_no())
 
     def _finish(self, ready: ReadyTask, attempt: int, model: Any, err: Any) -> None:
+        with self.outputs_lock:
+            self._record(ready, attempt, model, err)
+
+    def _record(self, ready: ReadyTask, attempt: int, model: Any, err: Any) -> None:
         node_id, it = ready.task.id, ready.iteration
         applied: list[Applied] = []
         with self.store.write() as tx:

@@ -182,6 +182,10 @@ class RunDriver:
     # -- one transaction per render --------------------------------------------------------
 
     def _step(self) -> Step:
+        with self.attempts.outputs_lock:  # (see `Attempts.outputs_lock`)
+            return self._render()
+
+    def _render(self) -> Step:
         """Read the run's state, render, and commit what follows, holding the run's row.
 
         Holding the row from read to write is what keeps outside commands (which lock it

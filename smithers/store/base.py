@@ -76,9 +76,17 @@ class Tx:
         self._pending.clear()
         rows = []
         for run_id, payloads in by_run.items():
-            last = self._bump_seq(run_id, len(payloads))
+            texts = [json.dumps(p, separators=(",", ":"), ensure_ascii=False) for p in payloads]
+            if self.postgres:  # seqs and rows in one statement, announced if watched
+                announce = self.watched is not None and run_id in self.watched
+                types = [payload["type"] for payload in payloads]
+                last = postgres.append_events(
+                    self.conn, run_id, types, texts, self.now, announce=announce
+                )
+            else:
+                last = self._bump_seq(run_id, len(payloads))
             first = last - len(payloads) + 1
-            for offset, payload in enumerate(payloads):
+            for offset, (payload, text) in enumerate(zip(payloads, texts, strict=True)):
                 seq = first + offset
                 rows.append(
                     {
@@ -86,19 +94,15 @@ class Tx:
                         "seq": seq,
                         "timestamp_ms": self.now,
                         "type": payload["type"],
-                        "payload_json": json.dumps(
-                            payload, separators=(",", ":"), ensure_ascii=False
-                        ),
+                        "payload_json": text,
                     }
                 )
                 self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
-        statements.insert_many(self.conn, "_smithers_events", rows)
+        if not self.postgres:
+            statements.insert_many(self.conn, "_smithers_events", rows)
         self.rows.extend(rows)
 
     def _bump_seq(self, run_id: str, n: int) -> int:
-        if self.postgres:  # with a NOTIFY when another process follows the run
-            announce = self.watched is not None and run_id in self.watched
-            return postgres.bump_seq(self.conn, run_id, n, announce=announce)
         cursor = statements.execute(
             self.conn,
             "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
@@ -128,6 +132,9 @@ class Store:
         self.watched: postgres.Watched | None = None
         self._watching: object | None = None
         self._watch_lock = threading.Lock()
+        # At most this many calls at once, so the pool keeps that many connections open
+        # rather than opening and closing one per call past its size.
+        self._threads = anyio.CapacityLimiter(postgres.STORE_THREADS)
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -142,7 +149,9 @@ class Store:
         """
         if self.inline:
             return self.call(fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(partial(self.call, fn, *args, **kwargs))
+        return await anyio.to_thread.run_sync(
+            partial(self.call, fn, *args, **kwargs), limiter=self._threads
+        )
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call `fn` (store work of whole transactions) here and now; on PostgreSQL, again
@@ -348,7 +357,9 @@ def create_db_engine(url: str) -> Engine:
         _sqlite_setup(engine)
         return engine
     try:
-        engine = sa.create_engine(parsed, pool_size=10, max_overflow=30, pool_recycle=1800)
+        engine = sa.create_engine(
+            parsed, pool_size=postgres.POOL_SIZE, max_overflow=30, pool_recycle=1800
+        )
     except ImportError as exc:  # the URL names a driver that is not installed
         raise missing_driver(parsed, exc) from None
     if engine.dialect.name == "postgresql":

@@ -57,29 +57,48 @@ BACKOFF_S = (0.05, 2.0)
 STOP_CHECK_S = 0.5
 # How many times a unit of store work is tried again after the connection dropped.
 RETRIES = 5
+# `Store.run` calls at once (each a worker thread holding a connection), and the
+# connections the pool keeps open: those calls' and a few for other threads (heartbeat,
+# tasks' log lines). Past the pool's size each call would connect anew: a server process
+# forked per transaction.
+STORE_THREADS = 16
+POOL_SIZE = STORE_THREADS + 4
 
-# A payload is a run id (at most 128 characters, the column's width) and a seq: far
+# Reserve the run's next seqs and insert its events under them, in one statement: bumping
+# `last_seq` locks the run's row until commit, so appends to one run commit in seq order.
+# A NOTIFY payload is a run id (at most 128 characters, the column's width) and a seq: far
 # below the 8000 bytes NOTIFY takes.
-_BUMP_SEQ = (
+_APPEND = (
     "WITH bumped AS (UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid "
-    "RETURNING last_seq) "
-    f"SELECT last_seq, pg_notify('{EVENTS}', :rid || ' ' || last_seq) FROM bumped"
+    "RETURNING last_seq{notify}) "
+    "INSERT INTO _smithers_events (run_id, seq, timestamp_ms, type, payload_json) "
+    "SELECT :rid, bumped.last_seq - :n + e.ord, :now, e.type, e.payload "
+    "FROM bumped, unnest(CAST(:types AS text[]), CAST(:payloads AS text[])) "
+    "WITH ORDINALITY AS e(type, payload, ord) "
+    "RETURNING seq"
 )
+_APPEND_ANNOUNCED = _APPEND.format(notify=f", pg_notify('{EVENTS}', :rid || ' ' || last_seq)")
+_APPEND_QUIET = _APPEND.format(notify="")
 
 
-_BUMP_SEQ_QUIET = (
-    "UPDATE _smithers_runs SET last_seq = last_seq + :n WHERE run_id = :rid RETURNING last_seq"
-)
-
-
-def bump_seq(conn: Connection, run_id: str, n: int, *, announce: bool) -> int:
-    """Reserve `n` seqs of the run; with `announce`, tell listeners at commit (in the same
-    round trip)."""
-    sql = _BUMP_SEQ if announce else _BUMP_SEQ_QUIET
-    cursor = statements.execute(conn, sql, {"rid": run_id, "n": n})
-    last = int(cursor.fetchone()[0])
+def append_events(
+    conn: Connection,
+    run_id: str,
+    types: list[str],
+    payloads: list[str],
+    now: int,
+    *,
+    announce: bool,
+) -> int:
+    """Append events (their types and JSON payloads) to the run under its next seqs; the
+    last one. With `announce`, listeners hear of them at commit (same round trip)."""
+    params = {"rid": run_id, "n": len(types), "now": now, "types": types, "payloads": payloads}
+    cursor = statements.execute(conn, _APPEND_ANNOUNCED if announce else _APPEND_QUIET, params)
+    seqs = [row[0] for row in cursor.fetchall()]
     cursor.close()
-    return last
+    if len(seqs) != len(types):
+        raise LookupError(f"run {run_id!r} not found")
+    return int(max(seqs))
 
 
 def notify_command(conn: Connection, run_id: str) -> None:

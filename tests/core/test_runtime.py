@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+import time
+
 import anyio
 import pytest
+import sqlalchemy as sa
 
 from smithers import Runtime, Store, load_workflow
 from smithers.queries import get_run
@@ -25,3 +29,41 @@ async def test_a_runtime_cancelled_from_outside_lets_its_runs_go(store: Store) -
     assert outside.cancelled_caught
     run = get_run(store, run_id)
     assert run is not None and run.status == "running" and run.runtime_owner_id is None
+
+
+async def test_a_task_sees_the_output_of_the_task_before_it_however_late_its_thread_runs(
+    store: Store,
+) -> None:
+    """On PostgreSQL a task's result commits in a worker thread while a render of the run
+    (woken by commands sent meanwhile) waits in another thread on the run's row. However
+    long the first thread then takes to go on (here it is held up as it hands its connection
+    back to the pool), the task that render starts reads the output before it: each of
+    sequence.py's tasks reads the one before."""
+    wf = load_workflow(EXAMPLES / "sequence.py")
+
+    def late(*_: object) -> None:  # the thread that committed a task's result is slow
+        if any(frame.function == "_finish" for frame in inspect.stack(0)):
+            time.sleep(0.05)
+
+    def command(run_ids: list[str]) -> None:
+        with store.write() as tx:
+            for run_id in run_ids:
+                tx.touch(run_id)
+
+    sa.event.listen(store.engine, "checkin", late)
+    try:
+        async with Runtime(store) as rt, anyio.create_task_group() as tg:
+            run_ids = [await rt.start(wf, input={"start": i}) for i in range(4)]
+
+            async def commands() -> None:
+                while True:
+                    await store.run(command, run_ids)
+                    await anyio.sleep(0.005)
+
+            tg.start_soon(commands)
+            with anyio.fail_after(60):
+                ended = [await rt.wait(run_id) for run_id in run_ids]
+            tg.cancel_scope.cancel()
+    finally:
+        sa.event.remove(store.engine, "checkin", late)
+    assert [run.status for run in ended] == ["finished"] * 4

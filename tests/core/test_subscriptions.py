@@ -281,3 +281,51 @@ async def test_events_of_another_process_reach_every_subscriber_once_in_order(
     assert len(seen) == 200 and all(mine == expected for mine in seen)
     assert heard == []
     assert followers(store) == [] and store.bus.subscriber_count() == 0
+
+
+async def test_a_stream_closes_when_its_run_ends_between_reading_the_run_and_its_events(
+    pg_schema_url: str,
+) -> None:
+    """PostgreSQL gives each statement of a read its own snapshot: the run ends (another
+    process commits `RunFinished`) after the stream has read the run's row and before it
+    reads the events. The stream still gets every event and closes; it used to wait for
+    an event after the terminal one, forever."""
+    store, other = open_store(pg_schema_url), open_store(pg_schema_url)
+    add_run(other, "racing")
+    holding, release = threading.Event(), threading.Event()
+
+    def finish() -> None:
+        with other.write() as tx:  # readers of the events queue behind this transaction
+            tx.conn.exec_driver_sql("LOCK TABLE _smithers_events IN ACCESS EXCLUSIVE MODE")
+            holding.set()
+            release.wait(20)
+            runs_q.update_run(tx.conn, "racing", status="finished")
+            tx.emit("racing", "RunFinished")
+
+    def reader_waits_for_the_lock() -> bool:
+        with other.read() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_locks "
+                "WHERE NOT granted AND relation = '_smithers_events'::regclass"
+            ).scalar()
+        return bool(found)
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    try:
+        assert holding.wait(20)
+        async with anyio.create_task_group() as tg:
+            seqs: list[int] = []
+
+            async def read() -> None:
+                seqs.extend(await collect(store, "racing"))
+
+            tg.start_soon(read)
+            await eventually(reader_waits_for_the_lock)
+            release.set()
+    finally:
+        release.set()
+        finisher.join()
+        store.close()
+        other.close()
+    assert seqs == [0, 1]
