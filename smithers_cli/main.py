@@ -243,11 +243,18 @@ def _report(exc: BaseException) -> int:
     raise exc
 
 
+LEVEL_NAMES = ("debug", "info", "warning", "error", "critical")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("SMITHERS_LOG_LEVEL", "WARNING"),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = os.environ.get("SMITHERS_LOG_LEVEL", "warning").strip().lower()
+    if level not in LEVEL_NAMES:
+        print(
+            f"smithers: SMITHERS_LOG_LEVEL={level!r} is not one of {', '.join(LEVEL_NAMES)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     given = list(sys.argv[1:] if argv is None else argv)
     if given in ([], ["runs"]):
         # Nothing to do: the help of `smithers` (or `smithers runs`), and the usage exit.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -11,13 +12,16 @@ from pathlib import Path
 from tests.helpers import EXAMPLES, ROOT
 
 
-def smithers(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def smithers(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "smithers_cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -118,3 +122,21 @@ def test_no_arguments_print_the_help_and_exit_2() -> None:
     assert runs.stdout.startswith("usage: smithers runs ")
     assert all(action in runs.stdout for action in ("start", "list", "show", "approve"))
     assert bare.stderr == runs.stderr == ""
+
+
+def test_the_log_level_from_the_environment_in_any_case_or_one_line_when_unknown(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "l.db")
+    quiet = smithers(
+        "up", str(EXAMPLES / "hello.py"), "--db", db, env={"SMITHERS_LOG_LEVEL": "info"}
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert "INFO smithers.runs" in quiet.stderr  # the runs' log lines, as asked
+    wrong = smithers(
+        "up", str(EXAMPLES / "hello.py"), "--db", db, env={"SMITHERS_LOG_LEVEL": "loud"}
+    )
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "smithers: SMITHERS_LOG_LEVEL='loud' is not one of debug, info, warning, error, critical"
+    ]
