@@ -6,15 +6,16 @@ woken, its own JSON encoding, its own task step through the middleware and its o
 200,000 of each a second, and the streams fell seconds behind.
 
 Here one task per run (`RunFrames`) follows the run (`RunService.events`: the table, then
-pushes or the run's follower), builds each event's frame once and keeps the last ones. A
-stream that has caught up hands itself over (`Reader`): from then on the run writes to it,
-all of its readers in one pass, every frame a reader lacks in one write, and no task of the
-stream's runs until the run ends or the reader's socket cannot take more. Passes are spaced
-so that writing takes at most half the loop: under load each write carries more frames
-instead of the loop spending itself on writes. A stream whose socket is full (a slow
-client) goes back to its own task, which waits for the socket, reads from the table what
-it missed if the run has moved on past the kept frames, and catches up. Keep-alives come
-from one timer per run: a stream that sent nothing for a whole interval gets one.
+pushes or the run's follower), builds each event's frame once and keeps the last ones
+(KEPT, KEPT_BYTES). A stream that has caught up hands itself over (`Reader`): from then on
+the run writes to it, all of its readers in one pass, every frame a reader lacks in one
+write, and no task of the stream's runs until the run ends or the reader's socket cannot
+take more. Passes are spaced so that writing takes at most half of the loop's CPU time:
+under load each write carries more frames instead of the loop spending itself on writes.
+A stream whose socket is full (a slow client) goes back to its own task, which waits for
+the socket, reads from the table what it missed if the run has moved on past the kept
+frames, and catches up. Keep-alives come from one timer per run: a stream that sent
+nothing for a whole interval gets one.
 
 The run writes straight to the socket through the server's `WRITE_NOW` extension
 (serving.py); under a server without it, each stream's task sends the frames after its
@@ -32,6 +33,7 @@ from ..service import RunService
 from .sse import KEEPALIVE, SendBody, StreamResponse, StreamSlots, WriteNow, frame
 
 KEPT = 4096  # frames kept per run (up to twice as many between trims)
+KEPT_BYTES = 8 << 20  # and their size at most (likewise)
 PAGE = 500  # events per table read of a stream behind the kept frames
 
 Key = tuple[object, str, asyncio.AbstractEventLoop]
@@ -56,6 +58,7 @@ class RunFrames:
 
     def __init__(self, service: RunService, at: Located, keepalive_s: float) -> None:
         self.frames: list[bytes] = []
+        self.size = 0  # of the frames, in bytes
         self.first = 0
         self.started = False
         self.ended = False
@@ -115,21 +118,34 @@ class RunFrames:
                 if event is None:  # a keep-alive: only with `idle`, not asked for here
                     continue
                 if event.seq != self.last + 1:  # never seen: seqs come in order
-                    self.frames, self.first = [], event.seq
-                self.frames.append(frame(event))
-                if len(self.frames) > 2 * KEPT:
-                    dropped = len(self.frames) - KEPT
-                    del self.frames[:dropped]
-                    self.first += dropped
+                    self.frames, self.size, self.first = [], 0, event.seq
+                self._keep(frame(event))
                 self._wake()
                 self._schedule_pass()
         except Exception as exc:  # each stream ends with it, as a stream of its own would
             self.error = exc
         self.ended = True
+        if self._pass is not None:
+            self._pass.cancel()
         self._write_all()
         for reader in list(self.readers):
             self._give_back(reader)
         self._wake()
+
+    def _keep(self, data: bytes) -> None:
+        self.frames.append(data)
+        self.size += len(data)
+        if len(self.frames) <= 2 * KEPT and self.size <= 2 * KEPT_BYTES:
+            return
+        dropped, size = 0, self.size
+        while dropped < len(self.frames) - 1 and (
+            len(self.frames) - dropped > KEPT or size > KEPT_BYTES
+        ):
+            size -= len(self.frames[dropped])
+            dropped += 1
+        del self.frames[:dropped]
+        self.first += dropped
+        self.size = size
 
     def _schedule_pass(self) -> None:
         if self._pass is None and self.readers:
@@ -143,7 +159,7 @@ class RunFrames:
         """One pass over the readers: each gets the frames it lacks, joined once for all
         the readers at the same place."""
         self._pass = None
-        started = time.monotonic()
+        started = time.thread_time()
         last, ticks = self.last, self.ticks
         joined: dict[int, bytes] = {}
         for reader in list(self.readers):
@@ -160,8 +176,9 @@ class RunFrames:
                 reader.sent, reader.active = last, ticks
             else:
                 self._give_back(reader)
-        done = time.monotonic()
-        self._next_pass = done + (done - started)
+        # The pass's CPU time, not its wall time: a process that waited for a core
+        # meanwhile (a loaded machine) need not wait longer still.
+        self._next_pass = time.monotonic() + (time.thread_time() - started)
 
     def _give_back(self, reader: Reader) -> None:
         """Back to the stream's own task (its place unchanged)."""
