@@ -35,24 +35,28 @@ from .sse import KEEPALIVE, SendBody, StreamResponse, StreamSlots, WriteNow, fra
 KEPT = 4096  # frames kept per run (up to twice as many between trims)
 KEPT_BYTES = 8 << 20  # and their size at most (likewise)
 PAGE = 500  # events per table read of a stream behind the kept frames
+# The keep-alive timer ticks twice an interval; a stream that sent data between two ticks
+# is quiet for a whole interval by the third tick after it (a keep-alive then follows each
+# second tick).
+DATA_QUIET = 3
 
 Key = tuple[object, str, asyncio.AbstractEventLoop]
 
 
 class Reader:
-    """A stream the run writes to: its place (`sent`, the seq it has), the keep-alive tick
-    it last sent something in, and what its task waits on meanwhile."""
+    """A stream the run writes to: its place (`sent`, the seq it has), the tick at which a
+    keep-alive is due, and what its task waits on meanwhile."""
 
-    __slots__ = ("active", "back", "sent", "write")
+    __slots__ = ("back", "due", "sent", "write")
 
-    def __init__(self, write: WriteNow, sent: int, active: int) -> None:
-        self.write, self.sent, self.active = write, sent, active
+    def __init__(self, write: WriteNow, sent: int, due: int) -> None:
+        self.write, self.sent, self.due = write, sent, due
         self.back = asyncio.get_running_loop().create_future()
 
 
 class RunFrames:
     """The frames of one run's events from when it started following the run (the run's
-    last seq then) on: `frames[i]` is the frame of seq `first + i`. `ticks` counts the
+    last seq then) on: `frames[i]` is the frame of seq `first + i`. `ticks` counts half
     keep-alive intervals; `ended` once the run's terminal event is in (or following it
     failed: `error`)."""
 
@@ -72,7 +76,7 @@ class RunFrames:
         self._pass: asyncio.Handle | None = None
         self._next_pass = 0.0
         self._task = self._loop.create_task(self._follow(service, at))
-        self._timer = self._loop.call_later(keepalive_s, self._tick)
+        self._timer = self._loop.call_later(keepalive_s / 2, self._tick)
 
     @property
     def last(self) -> int:
@@ -173,7 +177,7 @@ class RunFrames:
                     continue
                 body = joined[reader.sent] = b"".join(found)
             if reader.write(body):
-                reader.sent, reader.active = last, ticks
+                reader.sent, reader.due = last, ticks + DATA_QUIET
             else:
                 self._give_back(reader)
         # The pass's CPU time, not its wall time: a process that waited for a core
@@ -194,11 +198,12 @@ class RunFrames:
 
     def _tick(self) -> None:
         self.ticks += 1
-        self._timer = self._loop.call_later(self.keepalive_s, self._tick)
+        self._timer = self._loop.call_later(self.keepalive_s / 2, self._tick)
         for reader in list(self.readers):
-            quiet = self.ticks - reader.active > 1 and reader.sent >= self.last  # an interval
-            if quiet and not reader.write(KEEPALIVE):
-                self._give_back(reader)
+            if self.ticks >= reader.due and reader.sent >= self.last:
+                reader.due = self.ticks + 2
+                if not reader.write(KEEPALIVE):
+                    self._give_back(reader)
         self._wake()
 
 
@@ -254,7 +259,8 @@ class SharedEventStream(StreamResponse):
     async def _send(
         self, frames: RunFrames, send_body: SendBody, write_now: WriteNow | None
     ) -> None:
-        sent, active = self.after, frames.ticks  # the seq sent last; the tick it was sent in
+        # The seq sent last; the tick at which a keep-alive is due.
+        sent, due = self.after, frames.ticks + DATA_QUIET
         while True:
             found = frames.after(sent)
             if found is None:  # behind the kept frames
@@ -263,22 +269,21 @@ class SharedEventStream(StreamResponse):
                     return  # gone from the table too (never seen): the client resumes
                 sent = events[-1].seq
                 await send_body(b"".join(map(frame, events)))
-                active = frames.ticks
+                due = frames.ticks + DATA_QUIET
             elif found:
                 sent += len(found)
                 await send_body(b"".join(found))
-                active = frames.ticks
+                due = frames.ticks + DATA_QUIET
             elif frames.ended:
                 if frames.error is not None:
                     raise frames.error
                 return
             elif write_now is not None and frames.started:
-                reader = Reader(write_now, sent, active)
+                reader = Reader(write_now, sent, due)
                 await frames.write_to(reader)
-                sent, active = reader.sent, reader.active
+                sent, due = reader.sent, reader.due
             else:
-                tick = frames.ticks
                 await frames.changed()
-                quiet = frames.ticks != tick and frames.ticks - active > 1  # a whole interval
-                if quiet and not frames.ended and not frames.after(sent):
+                if frames.ticks >= due and not frames.ended and not frames.after(sent):
+                    due = frames.ticks + 2
                     await send_body(KEEPALIVE)
