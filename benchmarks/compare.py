@@ -6,9 +6,9 @@
 The baseline is checked out into a temporary `git worktree`. Each tree runs its own copy of
 the script with that tree first on PYTHONPATH (the servers the scripts start inherit it),
 so each side measures its own code with its own harness; the same venv serves both. A
-script the baseline does not have yet is copied into its tree (with `servers.py` and
-`gateways.py` beside it, so it must not need more of this tree's harness). Rounds
-alternate baseline and this tree, so a machine that slows down midway weighs on both.
+script the baseline does not have yet is copied into its tree, and so is any workflow of
+`benchmarks/workflows/` it lacks (the script must not need more of this tree's harness).
+Rounds alternate baseline and this tree, so a machine that slows down midway weighs on both.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def main() -> None:
             if not (base / "benchmarks" / script).exists():
                 shutil.copy(ROOT / "benchmarks" / script, base / "benchmarks" / script)
                 print(f"(baseline has no {script}: it runs this tree's copy)", flush=True)
+        for workflow in (ROOT / "benchmarks" / "workflows").glob("*.py"):
+            if not (base / "benchmarks" / "workflows" / workflow.name).exists():
+                shutil.copy(workflow, base / "benchmarks" / "workflows" / workflow.name)
         try:
             for script in args.scripts:
                 for round_no in range(1, args.rounds + 1):

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from .events import Event, Subscription
-from .store import log as log_q
+from .events import Subscription
+from .queries import events_page
 from .store.base import Store
 from .store.postgres import ASK, WATCH_RENEW_S, Notice
 
@@ -33,11 +33,6 @@ PAGE = 500
 POLL_INTERVAL_S = 0.25
 
 IsLocal = Callable[[], bool]
-
-
-def _events_after(store: Store, run_id: str, after_seq: int) -> list[Event]:
-    with store.read() as conn:
-        return log_q.events_after(conn, run_id, after_seq, PAGE)
 
 
 class Follower:
@@ -115,7 +110,7 @@ class Follower:
     async def poll(self) -> None:
         """Read what was committed after `seen` and forward it to the run's subscribers."""
         while True:
-            events = await self.store.run(_events_after, self.store, self.run_id, self.seen)
+            events = await self.store.run(events_page, self.store, self.run_id, self.seen, PAGE)
             if events:
                 self.seen = events[-1].seq
                 self.store.bus.forward(events)

@@ -226,6 +226,12 @@ def list_frames(
         ]
 
 
+def events_page(store: Store, run_id: str, after_seq: int, limit: int) -> list[Event]:
+    """At most `limit` of the run's events after `after_seq`, in order."""
+    with store.read() as conn:
+        return log_q.events_after(conn, run_id, after_seq, limit)
+
+
 def run_events(store: Store, run_id: str, after_seq: int = -1) -> list[Event]:
     """The run's event log after `after_seq`, in order."""
     found: list[Event] = []

@@ -362,6 +362,10 @@ class RunService:
         """The seq of the run's last stored event."""
         return await self._read(run, queries.last_seq)
 
+    async def events_page(self, at: Located, after_seq: int, limit: int) -> list[Event]:
+        """At most `limit` stored events of the run after `after_seq` (no waiting)."""
+        return await self._read(at, queries.events_page, after_seq, limit)
+
     def events(
         self, at: Located, after_seq: int = -1, *, idle: float | None = None
     ) -> AsyncIterator[Event | None]:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from ..metrics import Metrics
 from ..service import RunService
 from .body import read_json_object
+from .fanout import RunFanouts, SharedEventStream
 from .models import (
     CancelAnswer,
     Decide,
@@ -31,7 +32,7 @@ from .models import (
 from .openapi import operation
 from .params import invalid, parse_model, parse_query, path_name, query_int
 from .responses import JSONResponse
-from .sse import EventStreamResponse, StreamSlots
+from .sse import StreamSlots
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,6 +44,7 @@ class Limits:
     keepalive_s: float
     metrics: Metrics | None
     streams: StreamSlots = field(default_factory=StreamSlots)
+    fanouts: RunFanouts = field(default_factory=RunFanouts)
 
     async def body(self, request: Request) -> dict[str, Any]:
         return await read_json_object(request, self.max_body_bytes, self.request_timeout_s)
@@ -73,7 +75,7 @@ def events_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> 
         errors=(404, 429),
         media_type="text/event-stream",
     )
-    async def events(request: Request) -> EventStreamResponse:
+    async def events(request: Request) -> SharedEventStream:
         target = await service.locate(run_id_of(request))
         after = parse_query(EventsQuery, request.query_params).afterSeq
         last_id = query_int(
@@ -91,8 +93,12 @@ def events_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> 
             if metrics:
                 metrics.sse_subscribers.dec()
 
-        return EventStreamResponse(
-            service.events(target, after, idle=limits.keepalive_s),
+        return SharedEventStream(
+            service,
+            target,
+            after,
+            fanouts=limits.fanouts,
+            keepalive_s=limits.keepalive_s,
             on_close=close,
             slots=limits.streams,
         )

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -30,7 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from ..errors import SmithersError
 from .guard import MAX_HEAD_BYTES, MAX_URL_BYTES, headers_too_large, uri_too_long
 from .responses import error_response
-from .sse import StreamSlots
+from .sse import WRITE_NOW, StreamSlots
 
 
 class _HeadersDeadline:
@@ -161,7 +162,11 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
             self._cancel_headers_timer()
             self._in_head = False
             self._head_bytes = 0
+            before = self.cycle
             super().on_headers_complete()
+            if self.cycle is not before:
+                extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+                extensions[WRITE_NOW] = partial(write_now, self.cycle)
 
         def on_message_complete(self) -> None:
             self._in_head = True
@@ -178,6 +183,22 @@ def _httptools_protocol() -> type[asyncio.Protocol] | None:
             return self._too_large or malformed()
 
     return SlowHeadersHttpTools
+
+
+def write_now(cycle: Any, body: bytes) -> bool:
+    """`WRITE_NOW` for uvicorn's httptools request cycle: `body` as the next chunk of its
+    started response, written at once, as its `send` would when it need not wait; False
+    (nothing written) when it would wait (the socket's buffer is full) or cannot write."""
+    if (
+        cycle.disconnected
+        or cycle.flow.write_paused
+        or not cycle.response_started
+        or cycle.response_complete
+        or not cycle.chunked_encoding
+    ):
+        return False
+    cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+    return True
 
 
 class SmithersServer(uvicorn.Server):

@@ -3,7 +3,7 @@ the cap on how many streams are open at once; and their end when the server shut
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +20,7 @@ SSE_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
 ]
 RETRY = b"retry: 1000\n\n"
+KEEPALIVE = b": keep-alive\n\n"
 
 
 def frame(event: Event) -> bytes:
@@ -87,30 +88,40 @@ def _too_many(message: str, scope: str, limit: int) -> SmithersError:
     return SmithersError("TOO_MANY_STREAMS", f"{message}: try again later", details)
 
 
-class EventStreamResponse:
-    """Streams `events`: an iterator of events, with `None` where the stream has been
-    quiet long enough for a keep-alive comment, that ends after the terminal event.
-    A client that goes away stops the iterator at once. `on_close` is called once the
-    stream is over, however it ended. With `slots`, the stream ends (cleanly: the client
-    sees the response complete) when the server shuts down."""
+SendBody = Callable[[bytes], Awaitable[None]]
+# The server's way to write a body part of a started response at once, without a task
+# step: False when it cannot (the socket is full or gone): then `send` it.
+WriteNow = Callable[[bytes], bool]
+WRITE_NOW = "smithers.write_now"  # its key in the scope's `extensions` (serving.py)
+
+
+class StreamResponse:
+    """An SSE response: the head and `retry:`, then what `stream(send_body, write_now)`
+    writes until it returns (then the response completes). `write_now` is the server's
+    `WRITE_NOW` extension, when it has one. A client that goes away stops it at once.
+    `on_close` is called once the stream is over, however it ended. With `slots`, the
+    stream ends (cleanly: the client sees the response complete) when the server shuts
+    down."""
 
     def __init__(
         self,
-        events: AsyncIterator[Event | None],
         *,
         on_close: Callable[[], None] | None = None,
         slots: StreamSlots | None = None,
     ) -> None:
-        self.events = events
         self.on_close = on_close
         self.slots = slots
 
+    async def stream(self, send_body: SendBody, write_now: WriteNow | None) -> None:
+        raise NotImplementedError
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_body(body: bytes) -> None:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
         try:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-            await send(
-                {"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True}
-            )
+            await send_body(RETRY)
             async with anyio.create_task_group() as tg:
 
                 async def watch_disconnect() -> None:
@@ -122,11 +133,7 @@ class EventStreamResponse:
                 with anyio.CancelScope() as streaming:
                     forget = self.slots.on_shutdown(streaming.cancel) if self.slots else None
                     try:
-                        async for event in self.events:
-                            body = b": keep-alive\n\n" if event is None else frame(event)
-                            await send(
-                                {"type": "http.response.body", "body": body, "more_body": True}
-                            )
+                        await self.stream(send_body, scope.get("extensions", {}).get(WRITE_NOW))
                     finally:
                         if forget is not None:
                             forget()
@@ -137,3 +144,22 @@ class EventStreamResponse:
         finally:
             if self.on_close:
                 self.on_close()
+
+
+class EventStreamResponse(StreamResponse):
+    """Streams `events`: an iterator of events, with `None` where the stream has been
+    quiet long enough for a keep-alive comment, that ends after the terminal event."""
+
+    def __init__(
+        self,
+        events: AsyncIterator[Event | None],
+        *,
+        on_close: Callable[[], None] | None = None,
+        slots: StreamSlots | None = None,
+    ) -> None:
+        super().__init__(on_close=on_close, slots=slots)
+        self.events = events
+
+    async def stream(self, send_body: SendBody, write_now: WriteNow | None) -> None:
+        async for event in self.events:
+            await send_body(KEEPALIVE if event is None else frame(event))
