@@ -79,7 +79,7 @@ def routes(ctx: ServerContext) -> list[Route]:
 
     @operation("Run status and node summary", RunView, errors=(404,))
     async def get_run(request: Request) -> Response:
-        return JSONResponse(await service.view(run_id_param(request)))
+        return JSONResponse.encoded(await service.view_json(run_id_param(request)))
 
     @operation(
         "Resume a parked, paused, failed or stale run",
