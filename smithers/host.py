@@ -263,6 +263,11 @@ class RunHost:
                 return found
         return None
 
+    @property
+    def inline(self) -> bool:
+        """Every store open runs its work on the loop (SQLite): `call` needs no thread."""
+        return self._inline
+
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run store work across this host's stores the way they all allow (see Store.run)."""
         if self._inline:
