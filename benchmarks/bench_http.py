@@ -12,7 +12,9 @@ loop (as the server reads SQLite), and returns JSON. The load is `wrk` (1 thread
 `--connections` keep-alive connections) when installed, else a separate Python process with
 raw asyncio sockets and the same number of keep-alive connections. Rounds alternate the two
 servers; prints each round, the median req/s of each, their ratio (target >= 0.8), and the
-original's 6,700 req/s (wrk, 64 connections, comparable machine).
+original's 6,700 req/s (wrk, 64 connections, comparable machine). Each round also reads the
+server's CPU time (/proc): CPU per request, and its ratio, hold better than req/s on a
+machine shared with other work.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from servers import (
     Connection,
     HttpError,
     ServerProcess,
+    cpu_seconds,
     free_port,
     prepare_root,
     smithers_server,
@@ -230,12 +233,20 @@ def main() -> None:
                 f"python {sys.version.split()[0]}"
             )
             figures: dict[str, list[float]] = {"smithers": [], "baseline": []}
+            cpu_us: dict[str, list[float]] = {"smithers": [], "baseline": []}
             for i in range(args.rounds):
                 for name, target in (("smithers", server), ("baseline", bare)):
+                    cpu = cpu_seconds(target.pid())
                     rps, notes = load(f"{target.url}{path}")
+                    per_request = (cpu_seconds(target.pid()) - cpu) / (rps * args.duration) * 1e6
                     figures[name].append(rps)
+                    cpu_us[name].append(per_request)
                     suffix = f"   ({notes})" if notes else ""
-                    print(f"round {i + 1}  {name:<8} {rps:9.0f} req/s{suffix}", flush=True)
+                    print(
+                        f"round {i + 1}  {name:<8} {rps:9.0f} req/s {per_request:6.1f} us CPU/req"
+                        f"{suffix}",
+                        flush=True,
+                    )
     ours = statistics.median(figures["smithers"])
     base = statistics.median(figures["baseline"])
     ratio = ours / base
@@ -244,6 +255,12 @@ def main() -> None:
     print(
         f"ratio: {ratio:.2f} of baseline (target >= {TARGET_RATIO}) -> "
         f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}"
+    )
+    ours_cpu = statistics.median(cpu_us["smithers"])
+    base_cpu = statistics.median(cpu_us["baseline"])
+    print(
+        f"server CPU per request: smithers {ours_cpu:.1f} us, baseline {base_cpu:.1f} us "
+        f"(median of rounds): the baseline's {base_cpu / ours_cpu:.2f}x ours"
     )
     print(
         f"original: {ORIGINAL_RPS:,.0f} req/s (wrk, 64 connections, comparable machine, "

@@ -4,8 +4,9 @@ decision or signal released."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from . import lifecycle, queries
 from .definition import SmithersWorkflow
@@ -16,6 +17,8 @@ from .store.base import Store
 from .views import ViewCache
 
 __all__ = ["HostRuns", "Located", "OneRun", "Runs", "StoreRuns"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class Runs(Protocol):
 
     async def view(self, run_id: str) -> dict[str, Any] | None:
         """The run's view, read in one pass (the hot path of `GET /v1/runs/{id}`)."""
+        ...
+
+    async def view_json(self, run_id: str) -> bytes | None:
+        """`view`, encoded as JSON."""
         ...
 
     def stores(self) -> list[Store]: ...
@@ -65,6 +72,12 @@ class HostRuns:
         self.host.require_running()
         return await self.host.call(self.host.view, run_id)
 
+    async def view_json(self, run_id: str) -> bytes | None:
+        self.host.require_running()
+        if self.host.inline:  # the hot read of a SQLite server: no hop through `call`
+            return self.host.view_json(run_id)
+        return await self.host.call(self.host.view_json, run_id)
+
     def stores(self) -> list[Store]:
         return self.host.stores()
 
@@ -90,6 +103,9 @@ class StoreRuns:
     async def view(self, run_id: str) -> dict[str, Any] | None:
         return await self.store.run(queries.run_view, self.store, run_id, self.views)
 
+    async def view_json(self, run_id: str) -> bytes | None:
+        return await self.store.run(queries.run_view_json, self.store, run_id, self.views)
+
     def stores(self) -> list[Store]:
         return [self.store]
 
@@ -114,10 +130,18 @@ class OneRun:
         return self.workflow
 
     async def view(self, run_id: str) -> dict[str, Any] | None:
+        return await self._read(queries.run_view, run_id)
+
+    async def view_json(self, run_id: str) -> bytes | None:
+        return await self._read(queries.run_view_json, run_id)
+
+    async def _read(
+        self, read: Callable[[Store, str, ViewCache], T | None], run_id: str
+    ) -> T | None:
         if run_id != self.located.run_id:
             return None
         store = self.located.store
-        return await store.run(queries.run_view, store, run_id, self.views)
+        return await store.run(read, store, run_id, self.views)
 
     def stores(self) -> list[Store]:
         return [self.located.store]

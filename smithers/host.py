@@ -249,12 +249,24 @@ class RunHost:
 
     def view(self, run_id: str) -> dict[str, Any] | None:
         """`queries.run_view` from whichever store holds the run (one pass, no double read)."""
+        return self._first(queries.run_view, run_id)
+
+    def view_json(self, run_id: str) -> bytes | None:
+        """`view`, encoded (`queries.run_view_json`)."""
+        return self._first(queries.run_view_json, run_id)
+
+    def _first(self, read: Callable[[Store, str, ViewCache], T | None], run_id: str) -> T | None:
         located = self._located.get(run_id)
         for store in [located] if located is not None else [*self._stores.values()]:
-            found = queries.run_view(store, run_id, self.views)
+            found = read(store, run_id, self.views)
             if found is not None:
                 return found
         return None
+
+    @property
+    def inline(self) -> bool:
+        """Every store open runs its work on the loop (SQLite): `call` needs no thread."""
+        return self._inline
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run store work across this host's stores the way they all allow (see Store.run)."""

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from .events import Event
+from .http_metrics import HttpTally
 
 DURATION_BUCKETS_MS = (
     5,
@@ -37,19 +38,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.http_requests = Counter(
-            "smithers_http_requests_total",
-            "HTTP requests",
-            ["method", "route", "status_code", "status_class"],
-            registry=r,
-        )
-        self.http_duration = Histogram(
-            "smithers_http_request_duration_ms",
-            "HTTP request duration (ms)",
-            ["method", "route"],
-            buckets=DURATION_BUCKETS_MS,
-            registry=r,
-        )
+        self.http = HttpTally(DURATION_BUCKETS_MS)
+        r.register(self.http)
+        # The guard calls this on every request: the tally's own method, no hop.
+        self.observe_http = self.http.observe
         self.runs = Counter("smithers_runs_total", "Runs started", registry=r)
         self.runs_finished = Counter("smithers_runs_finished_total", "Runs finished", registry=r)
         self.runs_failed = Counter("smithers_runs_failed_total", "Runs failed", registry=r)
@@ -99,22 +91,8 @@ class Metrics:
         )
         self.sse_subscribers = Gauge("smithers_sse_subscribers", "Open SSE streams", registry=r)
         self._started: dict[str, int] = {}
-        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._node_started: dict[tuple[str, str, int], int] = {}
         self._approval_requested: dict[tuple[str, str, int], int] = {}
-
-    def observe_http(self, method: str, route: str, status: int, duration_ms: float) -> None:
-        # The labelled children looked up once per (method, route, status): the same keys
-        # prometheus_client keeps, found with one dict lookup instead of two label checks.
-        key = (method, route, status)
-        children = self._http_children.get(key)
-        if children is None:
-            children = self._http_children[key] = (
-                self.http_requests.labels(method, route, str(status), f"{status // 100}xx"),
-                self.http_duration.labels(method, route),
-            )
-        children[0].inc()
-        children[1].observe(duration_ms)
 
     def observe_event(self, event: Event) -> None:
         """Count one committed event (the bus calls this for every event of the app's store)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import lifecycle
 from .clock import now_ms
+from .encoding import dumps
 from .events import Event
 from .store import log as log_q
 from .store import nodes as nodes_q
@@ -94,6 +95,22 @@ def run_view(store: Store, run_id: str, cache: ViewCache | None = None) -> dict[
         kept = cache.get(store, run_id, marker)
         if kept is not None:
             return kept
+    return _read_view(store, run_id, cache)
+
+
+def run_view_json(store: Store, run_id: str, cache: ViewCache) -> bytes | None:
+    """`run_view`, encoded: an ended run's bytes from `cache` while it is unchanged."""
+    marker = peek.run_marker(store, run_id)
+    if marker is None:
+        return None
+    kept = cache.get_json(store, run_id, marker)
+    if kept is not None:
+        return kept
+    view = cache.get(store, run_id, marker) or _read_view(store, run_id, cache)
+    return None if view is None else dumps(view)
+
+
+def _read_view(store: Store, run_id: str, cache: ViewCache | None) -> dict[str, Any] | None:
     with store.read() as conn:
         run = runs_q.get_run(conn, run_id)
         if run is None:

@@ -75,7 +75,7 @@ def create_serve_app(
 
     @operation("The run's status and node summary", RunView, errors=(404,))
     async def root(request: Request) -> Response:
-        return JSONResponse(await service.view(run_id, not_found="RUN_NOT_FOUND"))
+        return JSONResponse.encoded(await service.view_json(run_id, not_found="RUN_NOT_FOUND"))
 
     cancel_run = cancel_endpoint(service, the_run)
 

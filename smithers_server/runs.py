@@ -79,7 +79,7 @@ def routes(ctx: ServerContext) -> list[Route]:
 
     @operation("Run status and node summary", RunView, errors=(404,))
     async def get_run(request: Request) -> Response:
-        return JSONResponse(await service.view(run_id_param(request)))
+        return JSONResponse.encoded(await service.view_json(run_id_param(request)))
 
     @operation(
         "Resume a parked, paused, failed or stale run",
@@ -103,8 +103,9 @@ def routes(ctx: ServerContext) -> list[Route]:
         return JSONResponse(await service.output_list(at, query.nodeId))
 
     return [
-        Route("/v1/runs", runs_collection, methods=["GET", "POST"]),
+        # The hottest read first: the router tries routes in order.
         Route("/v1/runs/{runId}", get_run, methods=["GET"]),
+        Route("/v1/runs", runs_collection, methods=["GET", "POST"]),
         Route("/v1/runs/{runId}/resume", resume_run, methods=["POST"]),
         Route("/v1/runs/{runId}/cancel", cancel_endpoint(service, run_id_param), methods=["POST"]),
         Route(

@@ -86,9 +86,6 @@ class GuardMiddleware:
                 )
 
     def refusal(self, scope: Scope) -> SmithersError | None:
-        path = scope.get("path", "")
-        root = scope.get("root_path", "")
-        relative = path[len(root) :] if root and path.startswith(root) else path
         authority, origins, refusal = head_refusal(scope)
         if refusal is not None:
             return refusal
@@ -105,7 +102,7 @@ class GuardMiddleware:
             return SmithersError(
                 "FORBIDDEN", "cross-origin request: the Origin is neither this server nor allowed"
             )
-        if self.token is None or relative in OPEN_PATHS:
+        if self.token is None or relative_path(scope) in OPEN_PATHS:
             return None
         if self.cors is not None and is_preflight(scope):
             return None  # the CORS middleware answers it; it carries no credentials
@@ -132,6 +129,13 @@ class GuardMiddleware:
             # The body (if any) is unread and its framing not trusted: the connection ends.
             return {"connection": "close"}
         return None
+
+
+def relative_path(scope: Scope) -> str:
+    """The request path below the app's mount point."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 # The host name in-process ASGI clients (httpx's ASGITransport, Starlette's TestClient)

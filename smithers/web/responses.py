@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 
+from ..encoding import dumps
 from ..errors import SmithersError
 
 JSON_HEADERS = {
@@ -32,17 +31,24 @@ class JSONResponse(Response):
             super().__init__(content, status_code, {**JSON_HEADERS, **headers})
             return
         # The common case, every read: the head Starlette would build, built from constants.
+        self._encoded(self.render(content), status_code)
+
+    @classmethod
+    def encoded(cls, body: bytes, status_code: int = 200) -> JSONResponse:
+        """The response of JSON already encoded (a kept view)."""
+        response = cls.__new__(cls)
+        response._encoded(body, status_code)
+        return response
+
+    def _encoded(self, body: bytes, status_code: int) -> None:
         self.status_code = status_code
         self.background = None
-        self.body = self.render(content)
-        length = (b"content-length", str(len(self.body)).encode())
+        self.body = body
+        length = (b"content-length", b"%d" % len(body))
         self.raw_headers = [*_RAW_JSON_HEADERS[:-1], length, _RAW_JSON_HEADERS[-1]]
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # what orjson refuses (an int past 64 bits) json still writes
-            return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        return dumps(content)
 
 
 def error_response(exc: SmithersError, headers: dict[str, str] | None = None) -> JSONResponse:

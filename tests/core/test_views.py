@@ -3,13 +3,14 @@ unchanged, so a retry, rewind or resume, here or by another process, shows at on
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from smithers import Runtime, Store, Task, Workflow, create_smithers, open_store, retry_task, rewind
-from smithers.queries import run_view
+from smithers.queries import run_view, run_view_json
 from smithers.views import ViewCache
 
 pytestmark = pytest.mark.anyio
@@ -58,6 +59,28 @@ async def test_a_kept_view_equals_the_fresh_one_with_the_time_of_the_read(store:
     assert kept is not None and fresh is not None
     assert kept["runState"]["computedAt"] <= fresh["runState"]["computedAt"]
     assert run_view(store, "no-such-run", cache) is None
+
+
+async def test_the_kept_json_is_the_fresh_view_with_the_time_of_the_read(store: Store) -> None:
+    """An ended run's bytes come from the cache with `computedAt` set at each read, its
+    error (after runState in the view) included, and are the view itself."""
+    calls["flaky"] = 0
+    cache = ViewCache()
+    async with Runtime(store) as rt:
+        finished = await rt.start(hello)
+        failed = await rt.start(fails_once)
+        await rt.wait(finished)
+        await rt.wait(failed)
+    for run_id in (finished, failed):
+        first = run_view_json(store, run_id, cache)
+        kept = run_view_json(store, run_id, cache)
+        assert first is not None and kept is not None
+        views = [json.loads(first), json.loads(kept), run_view(store, run_id)]
+        assert [without_clock(view) for view in views[1:]] == [without_clock(views[0])] * 2
+        clocks = [view["runState"]["computedAt"] for view in views]
+        assert clocks == sorted(clocks)
+    assert "first time" in json.loads(kept)["error"]["message"]
+    assert run_view_json(store, "no-such-run", cache) is None
 
 
 async def test_a_retried_failed_run_shows_at_once_then_its_end(store: Store) -> None:

@@ -37,3 +37,29 @@ def test_another_servers_end_and_resume_of_a_run_show_at_once(
     assert finished["status"] == "finished" and "error" not in finished
     assert finished["summary"] == {"finished": 2}
     assert ca.get(f"/v1/runs/{run_id}").json()["summary"] == {"finished": 2}
+
+
+def test_a_running_runs_view_is_never_kept(
+    spawn: Callable[..., ServerProcess], server_db: bool | str, tmp_path: Path
+) -> None:
+    """Read over and over while its task runs, a run still shows its end at the first read
+    after it: only ended runs are served from a kept view."""
+    server = spawn(db=server_db)
+    client = server.client()
+    folder = tmp_path / "gated"
+    folder.mkdir()
+    run_id = start_run(client, "srv_gated.py", input={"dir": str(folder)})
+    running = wait_status(client, run_id, "running")
+    for _ in range(20):
+        again = client.get(f"/v1/runs/{run_id}").json()
+        assert (again["status"], again["finishedAtMs"]) == ("running", None)
+        assert again["runState"]["computedAt"] >= running["runState"]["computedAt"]
+
+    (folder / "gate").touch()
+    finished = wait_status(client, run_id, TERMINAL)
+    assert finished["status"] == "finished" and finished["summary"] == {"finished": 1}
+    assert finished["finishedAtMs"] is not None and finished["runState"]["state"] == "succeeded"
+    res = client.get(f"/v1/runs/{run_id}")
+    assert res.headers["content-type"] == "application/json"
+    assert res.headers["content-length"] == str(len(res.content))
+    assert {**res.json(), "runState": None} == {**finished, "runState": None}
