@@ -183,8 +183,7 @@ class RunService:
     async def decide_all(
         self, wanted: list[decisions.Wanted], *, principal: Principal | None = None
     ) -> list[decisions.Decision]:
-        """Several decisions in one transaction: all recorded, or none (their runs must
-        share a database)."""
+        """Several decisions in one transaction, all or none (on one shared database)."""
         found = [await self.locate(one.run_id) for one in wanted]
         stores = {at.store.url: at.store for at in found}
         if len(stores) > 1:
