@@ -131,6 +131,9 @@ class Store:
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
             _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        # SQLite's writes queue on `_write_lock` anyway: they share one connection, kept
+        # open between them (no pool checkout and new Connection per transaction).
+        self._writer: Connection | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call `fn` (store work) inline on SQLite, in a worker thread on PostgreSQL.
@@ -247,21 +250,36 @@ class Store:
             self._start_watching()
         committing = False
         with self._write_lock:
-            conn = self.engine.connect().execution_options(smithers_write=True)
+            conn = self._writer
+            if conn is None:
+                conn = self.engine.connect().execution_options(smithers_write=True)
             try:
-                with conn, conn.begin():
+                with conn.begin():
                     tx = Tx(conn, self.watched)
                     yield tx
                     tx.flush()
                     committing = True
             except Exception as exc:
+                self._drop_writer(conn)
                 # The server went away at COMMIT: whether it committed, the events say.
                 lost = committing and tx.postgres and postgres.is_disconnect(exc)
                 if not lost or not self.call(postgres.committed, self, tx.rows[:1]):
                     raise
+            except BaseException:
+                self._drop_writer(conn)
+                raise
+            if self.dialect == "sqlite":
+                self._writer = conn
+            else:
+                conn.close()
         self.bus.publish(tx.events)
         if tx.touched:
             self.bus.notify_touched(sorted(tx.touched))
+
+    def _drop_writer(self, conn: Connection) -> None:
+        """A write that failed may leave its connection in any state: the next opens anew."""
+        self._writer = None
+        conn.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -271,6 +289,9 @@ class Store:
     def close(self) -> None:
         self.unlisten(self._watching)
         self._watching = None
+        with self._write_lock:
+            if self._writer is not None:
+                self._drop_writer(self._writer)
         self.engine.dispose()
 
 
