@@ -8,7 +8,6 @@ them once committed.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -27,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..clock import now_ms
 from ..errors import SmithersError
-from ..events import Event, EventBus, make_payload
+from ..events import Event, EventBus, make_payload, payload_text
 from . import outputs, postgres, statements
 from .migrations import MIGRATIONS, Migration, migrate, schema_version
 from .schema import runs
@@ -80,18 +79,17 @@ class Tx:
             first = last - len(payloads) + 1
             for offset, payload in enumerate(payloads):
                 seq = first + offset
+                text = payload_text(payload)
                 rows.append(
                     {
                         "run_id": run_id,
                         "seq": seq,
                         "timestamp_ms": self.now,
                         "type": payload["type"],
-                        "payload_json": json.dumps(
-                            payload, separators=(",", ":"), ensure_ascii=False
-                        ),
+                        "payload_json": text,
                     }
                 )
-                self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
+                self.events.append(Event(run_id, seq, self.now, payload["type"], payload, text))
         statements.insert_many(self.conn, "_smithers_events", rows)
         self.rows.extend(rows)
 
