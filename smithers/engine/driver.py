@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -21,7 +23,7 @@ from ..store.base import Tx
 from ..store.records import RunRecord, dumps
 from .actions import Pending
 from .apply import apply_action
-from .attempts import Attempts, RunLost, start_attempt
+from .attempts import Attempts, Finished, RunLost, lock_owned, start_attempt
 from .ending import end_run
 from .outputs import Applied, ensure_output_tables, remember
 from .plan import Failure, Plan, ReadyTask
@@ -98,12 +100,16 @@ class RunDriver:
             store=self.store,
             run_id=run_id,
             owner_id=self.owner_id,
-            outputs=self.outputs,
             frame_no=lambda: self.frame_no,
             root_dir=runtime.root_dir,
             allow_network=runtime.allow_network,
             workflow_name=lambda: self.workflow_name,
+            finished=self._finished_task,
         )
+        # Tasks ended, to record in the next render's transaction. Appended on the loop,
+        # read by `_step` (in a worker thread on PostgreSQL), forgotten once committed.
+        self._finished: list[Finished] = []
+        self._finished_lock = threading.Lock()
         self.workflow_name = workflow.name  # the run's, once a render names it
         self.cancelled = False
         # Which optional node tables the workflow has used so far (sticky: a branch that
@@ -142,6 +148,9 @@ class RunDriver:
                 except RunLost:
                     outcome = "lost"
                 tg.cancel_scope.cancel()
+        if self._finished:  # tasks that ended as the driver stopped keep their results
+            with anyio.CancelScope(shield=True):
+                await self.store.run(self._record_ended)
         if scope.cancelled_caught or self.cancelled:
             run = await self.store.run(queries.get_run, self.store, self.run_id)
             outcome = run.status if run is not None else "lost"
@@ -179,9 +188,37 @@ class RunDriver:
         await self.attempts.run(ready)
         self._wake.set()
 
+    def _finished_task(self, done: Finished) -> None:
+        with self._finished_lock:
+            self._finished.append(done)
+
     # -- one transaction per render --------------------------------------------------------
 
     def _step(self) -> Step:
+        """Record the tasks that ended, then render and commit what follows.
+
+        Called again when its transaction is retried (PostgreSQL): ended tasks are
+        forgotten only once committed (or once the run is no longer ours).
+        """
+        with self._finished_lock:
+            finished = self._finished[:]
+        step = self._render_step(finished)
+        with self._finished_lock:
+            del self._finished[: len(finished)]
+        return step
+
+    def _record_ended(self) -> None:
+        with self._finished_lock:
+            finished = self._finished[:]
+        with contextlib.suppress(RunLost), self.store.write() as tx:
+            lock_owned(tx, self.run_id, self.owner_id)
+            applied: list[Applied] = []
+            for done in finished:
+                self.attempts.record(tx, done, applied)
+        with self._finished_lock:
+            del self._finished[: len(finished)]
+
+    def _render_step(self, finished: list[Finished]) -> Step:
         """Read the run's state, render, and commit what follows, holding the run's row.
 
         Holding the row from read to write is what keeps outside commands (which lock it
@@ -193,6 +230,13 @@ class RunDriver:
             run = runs_q.get_run(tx.conn, self.run_id, lock=True)
             if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
                 return Step("lost" if run is None else run.status)
+            if finished:
+                ended: list[Applied] = []
+                for done in finished:
+                    self.attempts.record(tx, done, ended)
+                # The render must see them; a transaction that fails after this ends the
+                # driver (or, on PostgreSQL, runs again and writes the same outputs).
+                remember(self.outputs, ended)
             tables = nodes_q.load_node_tables(tx.conn, self.run_id, self.uses)
             ctx = Ctx(
                 workflow=self.workflow,
