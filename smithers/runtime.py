@@ -172,12 +172,12 @@ class Runtime:
                 "INVALID_REQUEST", "input does not match the workflow's input model", details
             ) from exc
         run_id = run_id or lifecycle.generate_run_id()
-        first = await self.store.run(
+        created = await self.store.run(
             self._create, workflow, run_id, value, config or {}, auth, idempotency
         )
-        if first is not None:
-            return first
-        self._spawn(workflow, run_id, fresh=True)
+        if isinstance(created, str):
+            return created
+        self._spawn_driver(created)
         return run_id
 
     def _create(
@@ -188,9 +188,12 @@ class Runtime:
         config: dict[str, Any],
         auth: dict[str, Any] | None,
         idempotency: tuple[str, str] | None,
-    ) -> str | None:
+    ) -> str | RunDriver:
+        """The run an idempotency key started already, or the driver of the run created
+        (its first render committed with `RunStarted`)."""
         ensure_output_tables(self.store, workflow)
-        return lifecycle.create_run(
+        driver = RunDriver(self, workflow, run_id, fresh=True)
+        first = lifecycle.create_run(
             self.store,
             workflow,
             run_id,
@@ -199,7 +202,12 @@ class Runtime:
             config=config,
             auth=auth,
             idempotency=idempotency,
+            then=driver.first_render,
         )
+        if first is not None:
+            return first
+        driver.created()
+        return driver
 
     async def resume(self, run_id: str, workflow: SmithersWorkflow, *, adopt: bool = False) -> None:
         """Claim a run (parked, paused, failed, stale or unowned) and drive it; with
@@ -239,10 +247,14 @@ class Runtime:
             raise run_not_found(run_id)
         return RunResult(run_id, run.status, run.error, queries.run_outputs(self.store, run_id))
 
-    def _spawn(self, workflow: SmithersWorkflow, run_id: str, *, fresh: bool = False) -> None:
+    def _spawn(self, workflow: SmithersWorkflow, run_id: str) -> None:
+        self._spawn_driver(RunDriver(self, workflow, run_id))
+
+    def _spawn_driver(self, driver: RunDriver) -> None:
         if self._tg is None:
             raise RuntimeError("the Runtime is not running: use `async with Runtime(...)`")
-        live = _Live(RunDriver(self, workflow, run_id, fresh=fresh))
+        live = _Live(driver)
+        run_id = driver.run_id
         self._live[run_id] = live
         self._heartbeat.beat_for(frozenset(self._live))
         self._tg.start_soon(self._drive, live)
