@@ -11,7 +11,7 @@ core below it knows no surface.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from .principal import Principal
 from .registry import CONFIG_KEY
 from .runtime import Runtime
 from .store.base import Store
-from .subscriptions import subscribe
+from .subscriptions import flatten, subscribe_batches
 from .window import EventWindow
 
 __all__ = ["Located", "OneRun", "RunService", "Runs", "StoreRuns"]
@@ -368,8 +368,15 @@ class RunService:
         """The run's events after `after_seq`, then live ones, until it ends (with `idle`,
         a None after that many quiet seconds). Pushed when this process drives the run;
         replayed from the event window first when there is one."""
+        return flatten(self.event_batches(at, after_seq, idle=idle))
+
+    def event_batches(
+        self, at: Located, after_seq: int = -1, *, idle: float | None = None
+    ) -> AsyncGenerator[list[Event] | None, None]:
+        """`events`, those at hand together (`subscribe_batches`): a stream writes each
+        list at once."""
         runtime, window = at.runtime, self.window
-        return subscribe(
+        return subscribe_batches(
             at.store,
             at.run_id,
             after_seq,

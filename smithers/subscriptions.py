@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from typing import overload
 
 from .events import Event
@@ -57,7 +58,7 @@ def subscribe(
 ) -> AsyncIterator[Event | None]: ...
 
 
-async def subscribe(
+def subscribe(
     store: Store,
     run_id: str,
     after_seq: int = -1,
@@ -83,10 +84,53 @@ async def subscribe(
     `recent(after_seq)` gives the run's events held in memory (an `EventWindow`): they are
     replayed first, and the table is read only for what follows them.
     """
+    return flatten(
+        subscribe_batches(
+            store,
+            run_id,
+            after_seq,
+            until_terminal=until_terminal,
+            poll_interval=poll_interval,
+            is_local=is_local,
+            max_buffer=max_buffer,
+            idle=idle,
+            recent=recent,
+        )
+    )
+
+
+async def flatten(
+    batches: AsyncGenerator[list[Event] | None, None],
+) -> AsyncIterator[Event | None]:
+    """One event (or None) at a time from batches of them; closes `batches` when closed."""
+    async with aclosing(batches):
+        async for batch in batches:
+            if batch is None:
+                yield None
+                continue
+            for event in batch:
+                yield event
+
+
+async def subscribe_batches(
+    store: Store,
+    run_id: str,
+    after_seq: int = -1,
+    *,
+    until_terminal: bool = True,
+    poll_interval: float = POLL_INTERVAL_S,
+    is_local: Callable[[], bool] | None = None,
+    max_buffer: int = 1024,
+    idle: float | None = None,
+    recent: Recent | None = None,
+) -> AsyncGenerator[list[Event] | None, None]:
+    """`subscribe`, with the events at hand together: a list whenever it would wait for
+    more (and after each page read from the table), so a stream writes them at once."""
     sub = store.bus.subscribe(run_id, max_buffer)
     follower: Follower | None = None
     last = after_seq
     quiet_since = time.monotonic()
+    batch: list[Event] = []
     try:
         need_read = True
         while True:
@@ -96,18 +140,21 @@ async def subscribe(
                 for event in recent(last) if recent is not None else ():
                     last = event.seq
                     quiet_since = time.monotonic()
-                    yield event
+                    batch.append(event)
                 while True:
                     events, ended, committed = await store.run(_read, store, run_id, last)
-                    for event in events:
-                        last = event.seq
-                        yield event
                     if events:
+                        last = events[-1].seq
                         quiet_since = time.monotonic()
+                        batch.extend(events)
                     if len(events) < PAGE:
                         break
+                    yield batch
+                    batch = []
                 need_read = False
                 if until_terminal and ended:
+                    if batch:
+                        yield batch
                     return
                 if follower is None:
                     # The last read saw every event up to `committed`: the follower looks after it.
@@ -123,12 +170,16 @@ async def subscribe(
                     break
                 last = event.seq
                 quiet_since = time.monotonic()
-                yield event
+                batch.append(event)
                 if until_terminal and event.is_terminal:
                     need_read = True  # confirm nothing follows before closing
                     break
             if need_read or sub.behind:
                 continue
+            if batch:
+                yield batch
+                batch = []
+                continue  # more may have come meanwhile
             timeout = None if idle is None else max(0.0, quiet_since + idle - time.monotonic())
             await sub.wait(timeout)
             quiet = not sub.buffer and not sub.behind

@@ -92,7 +92,7 @@ def events_endpoint(service: RunService, run_id_of: RunIdOf, limits: Limits) -> 
                 metrics.sse_subscribers.dec()
 
         return EventStreamResponse(
-            service.events(target, after, idle=limits.keepalive_s),
+            service.event_batches(target, after, idle=limits.keepalive_s),
             on_close=close,
             slots=limits.streams,
         )

@@ -3,7 +3,7 @@ the cap on how many streams are open at once; and their end when the server shut
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,8 +22,11 @@ SSE_HEADERS = [
 RETRY = b"retry: 1000\n\n"
 
 
-def frame(event: Event) -> bytes:
-    return f"id: {event.seq}\nevent: smithers\ndata: {event.to_json_text()}\n\n".encode()
+def frames(events: Sequence[Event]) -> bytes:
+    """Events as one chunk of the stream: written at once, they cost one send."""
+    return "".join(
+        f"id: {e.seq}\nevent: smithers\ndata: {e.to_json_text()}\n\n" for e in events
+    ).encode()
 
 
 @dataclass
@@ -88,15 +91,16 @@ def _too_many(message: str, scope: str, limit: int) -> SmithersError:
 
 
 class EventStreamResponse:
-    """Streams `events`: an iterator of events, with `None` where the stream has been
-    quiet long enough for a keep-alive comment, that ends after the terminal event.
+    """Streams `events`: an iterator of lists of events (each written at once), with
+    `None` where the stream has been quiet long enough for a keep-alive comment, that ends
+    after the terminal event.
     A client that goes away stops the iterator at once. `on_close` is called once the
     stream is over, however it ended. With `slots`, the stream ends (cleanly: the client
     sees the response complete) when the server shuts down."""
 
     def __init__(
         self,
-        events: AsyncIterator[Event | None],
+        events: AsyncIterator[Sequence[Event] | None],
         *,
         on_close: Callable[[], None] | None = None,
         slots: StreamSlots | None = None,
@@ -122,8 +126,8 @@ class EventStreamResponse:
                 with anyio.CancelScope() as streaming:
                     forget = self.slots.on_shutdown(streaming.cancel) if self.slots else None
                     try:
-                        async for event in self.events:
-                            body = b": keep-alive\n\n" if event is None else frame(event)
+                        async for batch in self.events:
+                            body = b": keep-alive\n\n" if batch is None else frames(batch)
                             await send(
                                 {"type": "http.response.body", "body": body, "more_body": True}
                             )
