@@ -297,10 +297,11 @@ class RunHost:
         return started
 
     def _after_start(self, run_id: str, store: Store) -> None:
-        if store is not self.server_store:
-            self._remember(run_id, store)
-            if self.server_store is not None and self._tg is not None:
-                self._tg.start_soon(mirror_run, store, self.server_store, run_id)
+        # Its stream and reads come next: where it lives is known without a query.
+        self._remember(run_id, store)
+        server_store = self.server_store
+        if server_store is not None and store is not server_store and self._tg is not None:
+            self._tg.start_soon(mirror_run, store, server_store, run_id)
 
     async def resume(
         self, store: Store, run_id: str, workflow: SmithersWorkflow | None = None
