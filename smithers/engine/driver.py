@@ -139,6 +139,8 @@ class RunDriver:
 
     async def drive(self) -> str:
         """Drive until the run finishes, fails, parks or is lost; return its status."""
+        if self._first is not None:
+            self._committed(self._first)
         if self.fresh:
             ensure_output_tables(self.store, self.workflow)
         else:
@@ -229,13 +231,9 @@ class RunDriver:
 
     def first_render(self, tx: Tx) -> None:
         """Render a new run in the transaction that creates it (`Runtime.start`), so its
-        first tasks start with `RunStarted`; the driver begins with this step once the
-        transaction has committed (`created`)."""
+        first tasks start with `RunStarted`; the driver, started once that transaction
+        has committed, begins with this step."""
         self._first = self._render(tx, [])
-
-    def created(self) -> None:
-        if self._first is not None:
-            self._committed(self._first)
 
     def _render_step(self, finished: list[Finished]) -> Step:
         with self.store.write() as tx:
