@@ -146,19 +146,21 @@ class RunDriver:
         else:
             await self.store.run(self._load)
         outcome = "lost"
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            if self.cancelled:  # before the driver began (its first render came with the run)
-                scope.cancel()
-            async with anyio.create_task_group() as tg:
-                try:
-                    outcome = await self._loop(tg)
-                except RunLost:
-                    outcome = "lost"
-                tg.cancel_scope.cancel()
-        if self._finished:  # tasks that ended as the driver stopped keep their results
-            with anyio.CancelScope(shield=True):
-                await self.store.run(self._record_ended)
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self.cancelled:  # before the driver began (its first render came with it)
+                    scope.cancel()
+                async with anyio.create_task_group() as tg:
+                    try:
+                        outcome = await self._loop(tg)
+                    except RunLost:
+                        outcome = "lost"
+                    tg.cancel_scope.cancel()
+        finally:  # the runtime stopping too: tasks that ended meanwhile keep their results
+            if self._finished:
+                with anyio.CancelScope(shield=True):
+                    await self.store.run(self._record_ended)
         if scope.cancelled_caught or self.cancelled:
             run = await self.store.run(queries.get_run, self.store, self.run_id)
             outcome = run.status if run is not None else "lost"

@@ -25,3 +25,50 @@ async def test_a_runtime_cancelled_from_outside_lets_its_runs_go(store: Store) -
     assert outside.cancelled_caught
     run = get_run(store, run_id)
     assert run is not None and run.status == "running" and run.runtime_owner_id is None
+
+
+async def test_a_task_that_ends_as_the_runtime_stops_keeps_its_result(store: Store) -> None:
+    """A task's end is committed with the render that follows it; when the runtime stops
+    in between, the result is still recorded, and a resume does not run the task again."""
+    from pydantic import BaseModel
+
+    from smithers import Task, Workflow, create_smithers
+    from smithers.store import nodes as nodes_q
+
+    class Out(BaseModel):
+        value: int
+
+    smithers, outputs = create_smithers(out=Out)
+    runs: list[str] = []
+    ended = anyio.Event()
+
+    async def first() -> dict[str, int]:
+        runs.append("first")
+        ended.set()  # the block below ends, maybe before the driver renders again
+        return {"value": 1}
+
+    gate = anyio.Event()
+
+    async def second() -> dict[str, int]:
+        await gate.wait()
+        return {"value": 2}
+
+    @smithers
+    def wf(ctx):
+        return Workflow(
+            "two", [Task("first", output=outputs.out, run=first), Task("second", run=second)]
+        )
+
+    async with Runtime(store) as rt:
+        run_id = await rt.start(wf)
+        await ended.wait()
+    with store.read() as conn:
+        node = nodes_q.load_node_tables(conn, run_id).nodes[("first", 0)]
+    assert node.state == "finished"
+    assert event_types(store, run_id).count("NodeFinished") == 1
+    gate.set()
+    async with Runtime(store) as rt:
+        await rt.resume(run_id, wf)
+        result = await rt.wait(run_id)
+    assert result.status == "finished" and result.outputs["first"] == {"value": 1}
+    assert runs == ["first"]
