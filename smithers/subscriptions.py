@@ -12,6 +12,7 @@ from .followers import PAGE, POLL_INTERVAL_S, Follower, follow, unfollow
 from .store import log as log_q
 from .store import runs as runs_q
 from .store.base import Store
+from .store.records import TERMINAL_STATUSES
 
 Recent = Callable[[int], list[Event]]
 
@@ -21,11 +22,14 @@ def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool,
     whose last event has been read: terminal events are always a run's last); and a seq
     up to which every event was committed before the events were read."""
     with store.read() as conn:
-        run = runs_q.get_run(conn, run_id)
-        events = log_q.events_after(conn, run_id, after_seq, PAGE)
+        marker = runs_q.run_marker(conn, run_id)  # (status, last_seq, _): none of its JSON
+        fresh = marker is not None and marker[1] > after_seq
+        events = log_q.events_after(conn, run_id, after_seq, PAGE) if fresh else []
+    if marker is None:
+        return events, False, -1
+    status, last_seq, _ = marker
     last = events[-1].seq if events else after_seq
-    ended = run is not None and run.is_terminal and run.last_seq <= last
-    return events, ended, -1 if run is None else run.last_seq
+    return events, status in TERMINAL_STATUSES and last_seq <= last, last_seq
 
 
 @overload
