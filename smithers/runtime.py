@@ -251,7 +251,7 @@ class Runtime:
         finally:
             if status not in ("lost", "running"):
                 with anyio.CancelScope(shield=True):
-                    await self.store.run(runlog.run_stopped, self.store, run_id)
+                    await self.store.run(runlog.run_stopped, self.store, run_id, status)
             if self._live.get(run_id) is live:
                 del self._live[run_id]
                 self._heartbeat.beat_for(frozenset(self._live))
