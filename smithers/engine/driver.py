@@ -234,8 +234,9 @@ class RunDriver:
     def first_render(self, tx: Tx) -> None:
         """Render a new run in the transaction that creates it (`Runtime.start`), so its
         first tasks start with `RunStarted`; the driver, started once that transaction
-        has committed, begins with this step."""
-        self._first = self._render(tx, [])
+        has committed, begins with this step. Its node tables are empty: nothing else can
+        have written to a run this transaction is creating."""
+        self._first = self._render(tx, [], nodes_q.NodeTables())
 
     def _render_step(self, finished: list[Finished]) -> Step:
         with self.store.write() as tx:
@@ -249,7 +250,9 @@ class RunDriver:
             self.frame_no = step.frame[0]
         remember(self.outputs, step.applied)
 
-    def _render(self, tx: Tx, finished: list[Finished]) -> Step:
+    def _render(
+        self, tx: Tx, finished: list[Finished], tables: nodes_q.NodeTables | None = None
+    ) -> Step:
         """Read the run's state, render, and write what follows, holding the run's row.
 
         Holding the row from read to write is what keeps outside commands (which lock it
@@ -267,7 +270,8 @@ class RunDriver:
             # The render must see them; a transaction that fails after this ends the
             # driver (or, on PostgreSQL, runs again and writes the same outputs).
             remember(self.outputs, ended)
-        tables = nodes_q.load_node_tables(tx.conn, self.run_id, self.uses)
+        if tables is None:
+            tables = nodes_q.load_node_tables(tx.conn, self.run_id, self.uses)
         ctx = Ctx(
             workflow=self.workflow,
             run_id=self.run_id,
