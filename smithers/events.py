@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 TERMINAL_EVENT_TYPES = frozenset({"RunFinished", "RunFailed", "RunCancelled"})
 
 
@@ -23,6 +25,8 @@ class Event:
     timestamp_ms: int
     type: str
     payload: dict[str, Any]
+    # The payload as stored (`payload_text`): every stream of the event sends these bytes.
+    text: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_terminal(self) -> bool:
@@ -32,7 +36,15 @@ class Event:
         return self.payload
 
     def to_json_text(self) -> str:
-        return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
+        return self.text if self.text is not None else payload_text(self.payload)
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """An event's payload as stored and streamed: compact JSON."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson refuses (an int past 64 bits) json still writes
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def make_payload(

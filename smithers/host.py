@@ -30,7 +30,8 @@ from .loader import DEFAULT_LOAD_TIMEOUT_S, load_workflow_async, loaded_version
 from .mirror import mirror_run
 from .registry import WorkflowRegistry, recorded_key
 from .runtime import Runtime
-from .store.base import Store, database_url, open_store
+from .store.base import Store, open_store
+from .store.engines import database_url
 from .store.records import RunRecord
 from .tracing import span
 from .views import ViewCache
@@ -309,10 +310,11 @@ class RunHost:
         return started
 
     def _after_start(self, run_id: str, store: Store) -> None:
-        if store is not self.server_store:
-            self._remember(run_id, store)
-            if self.server_store is not None and self._tg is not None:
-                self._tg.start_soon(mirror_run, store, self.server_store, run_id)
+        # Its stream and reads come next: where it lives is known without a query.
+        self._remember(run_id, store)
+        server_store = self.server_store
+        if server_store is not None and store is not server_store and self._tg is not None:
+            self._tg.start_soon(mirror_run, store, server_store, run_id)
 
     async def resume(
         self, store: Store, run_id: str, workflow: SmithersWorkflow | None = None

@@ -7,6 +7,7 @@ through these, so the rules cannot drift apart.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -43,10 +44,12 @@ def create_run(
     config: dict[str, Any],
     auth: dict[str, Any] | None,
     idempotency: tuple[str, str] | None = None,
+    then: Callable[[Tx], None] | None = None,
 ) -> str | None:
-    """Insert a run owned by `owner_id`, with its `RunStarted`. With `idempotency`
-    (`(scope, key)`), the key is bound to the run in the same transaction; when the key
-    started a run within 24 h already, that run's id is returned and nothing is created."""
+    """Insert a run owned by `owner_id`, with its `RunStarted`, then call `then` in the
+    same transaction. With `idempotency` (`(scope, key)`), the key is bound to the run in
+    the same transaction; when the key started a run within 24 h already, that run's id
+    is returned and nothing is created."""
     try:
         with store.write() as tx:
             if idempotency is not None:
@@ -67,6 +70,8 @@ def create_run(
                 auth=auth,
             )
             tx.emit(run_id, "RunStarted")
+            if then is not None:
+                then(tx)
     except IntegrityError:
         first = run_for_key(store, idempotency) if idempotency is not None else None
         if first is not None:

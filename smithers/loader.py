@@ -21,7 +21,9 @@ import os
 import stat
 import sys
 import threading
+import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -38,6 +40,12 @@ DEFAULT_LOAD_TIMEOUT_S = 30.0
 NO_WORKFLOW = "no workflow defined (a module attribute `workflow` built with create_smithers)"
 
 _cache: dict[tuple[str, str], SmithersWorkflow] = {}
+# What each path (as asked, inside its root) last loaded, by the file's stat then.
+_seen: dict[tuple[str, str | None], _Seen] = {}
+SEEN_MAX = 1024
+# A file changed this recently may change again within one tick of a coarse filesystem
+# clock, keeping its stat: it is read and hashed until it has been still this long.
+SETTLED_NS = 2_000_000_000
 _file_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 _path_users: dict[str, int] = {}
@@ -117,6 +125,52 @@ def _find_workflow(module: object, shown: str) -> SmithersWorkflow:
     raise _fail(shown, reason)
 
 
+@dataclass(frozen=True)
+class _Seen:
+    signature: tuple[int, ...]
+    workflow: SmithersWorkflow
+
+
+def _seen_key(
+    path: str | os.PathLike[str], root_dir: str | os.PathLike[str] | None
+) -> tuple[str, str | None]:
+    return (os.fspath(path), None if root_dir is None else os.fspath(root_dir))
+
+
+def _signature(key: tuple[str, str | None]) -> tuple[int, ...] | None:
+    """The stat of the file the path names now (through its symlinks): device, inode, size,
+    modified and changed times. `ctime` moves on every write and cannot be set back."""
+    raw, root = key
+    try:
+        st = os.stat(raw if root is None else os.path.join(root, raw))
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _unchanged(
+    path: str | os.PathLike[str], root_dir: str | os.PathLike[str] | None
+) -> SmithersWorkflow | None:
+    """The workflow this path loaded last, while its file has not changed since: one stat
+    instead of resolving, reading and hashing it on every start."""
+    key = _seen_key(path, root_dir)
+    seen = _seen.get(key)
+    if seen is None or _signature(key) != seen.signature:
+        return None
+    return seen.workflow
+
+
+def _note_seen(
+    key: tuple[str, str | None], signature: tuple[int, ...] | None, workflow: SmithersWorkflow
+) -> None:
+    if signature is None or time.time_ns() - max(signature[3], signature[4]) < SETTLED_NS:
+        return
+    with _guard:
+        while len(_seen) >= SEEN_MAX:  # paths come from requests: spellings are endless
+            del _seen[next(iter(_seen))]
+        _seen[key] = _Seen(signature, workflow)
+
+
 def loaded_version(
     path: str | os.PathLike[str], content_hash: str, root_dir: str | os.PathLike[str] | None = None
 ) -> SmithersWorkflow | None:
@@ -134,25 +188,30 @@ def load_workflow(
     """Load the workflow in `path` (inside `root_dir` when given), cached by content hash.
 
     The module runs from the bytes read, so an edit made while it loads cannot tear it;
-    an edited file is a new version on the next load, with no restart.
+    an edited file is a new version on the next load, with no restart. A file whose stat
+    has not changed since it was read (and had settled then) is not read again.
     """
+    unchanged = _unchanged(path, root_dir)
+    if unchanged is not None:
+        return unchanged
+    seen_key = _seen_key(path, root_dir)
+    signature = _signature(seen_key)  # before reading: a later write changes it
     real = resolve_inside(path, root_dir)
     shown = shown_path(real, root_dir)
     data = _read_source(real, shown)
     digest = hashlib.sha256(data).hexdigest()
     key = (str(real), digest)
-    cached = _cache.get(key)
-    if cached is not None:
-        return cached
-    with _guard:
-        lock = _file_locks.setdefault(str(real), threading.Lock())
-    with lock:
-        cached = _cache.get(key)
-        if cached is not None:
-            return cached
-        workflow = _exec(real, shown, data, digest, root_dir)
-        _cache[key] = workflow
-        return workflow
+    workflow = _cache.get(key)
+    if workflow is None:
+        with _guard:
+            lock = _file_locks.setdefault(str(real), threading.Lock())
+        with lock:
+            workflow = _cache.get(key)
+            if workflow is None:
+                workflow = _exec(real, shown, data, digest, root_dir)
+                _cache[key] = workflow
+    _note_seen(seen_key, signature, workflow)
+    return workflow
 
 
 async def load_workflow_async(
@@ -164,7 +223,11 @@ async def load_workflow_async(
 ) -> SmithersWorkflow:
     """`load_workflow` in a worker thread, refused after `timeout_s` (the import goes on in
     its thread, and a later load of the same bytes finds it cached once it finishes).
-    The threads are the loader's own pool, or `limiter`'s."""
+    The threads are the loader's own pool, or `limiter`'s; a file unchanged since its last
+    load is answered here, with one stat."""
+    unchanged = _unchanged(path, root_dir)
+    if unchanged is not None:
+        return unchanged
     with anyio.move_on_after(timeout_s) as scope:
         return await anyio.to_thread.run_sync(
             load_workflow, path, root_dir, abandon_on_cancel=True, limiter=limiter or _load_threads

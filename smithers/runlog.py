@@ -45,9 +45,13 @@ def run_started(run_id: str, workflow: str, *, resumed: bool = False) -> None:
     runs_logger.info("%s %s", event, fields(run=run_id, workflow=workflow))
 
 
-def run_stopped(store: Store, run_id: str) -> None:
+def run_stopped(store: Store, run_id: str, outcome: str) -> None:
     """A line for how a run this process drove stands now: ended or parked (`run
-    finished`, `run waiting-approval`, ...); none for a run still running elsewhere."""
+    finished`, `run waiting-approval`, ...); none for a run still running elsewhere.
+    `outcome` is the status its driver left it in: unless it failed, the run is read only
+    when its line would be logged."""
+    if outcome != "failed" and not runs_logger.isEnabledFor(logging.INFO):
+        return
     try:
         run = queries.get_run(store, run_id)
     except Exception:  # a log line is not worth failing the engine for

@@ -29,6 +29,7 @@ from .events import Event
 from .heartbeat import Heartbeat
 from .intervals import every
 from .ownership import new_owner_id, release_owner_id
+from .results import RunResult as RunResult
 from .store import runs as runs_q
 from .store.base import Store
 from .store.postgres import Notice
@@ -41,20 +42,6 @@ logger = logging.getLogger("smithers.runtime")
 Resolver = Callable[[RunRecord], SmithersWorkflow | Awaitable[SmithersWorkflow | None] | None]
 
 HEARTBEAT_INTERVAL_S = 1.0
-
-
-@dataclass
-class RunResult:
-    """How a run stands when `run_workflow` / `Runtime.wait` returns."""
-
-    run_id: str
-    status: str
-    error: Any = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> bool:
-        return self.status == "finished"
 
 
 @dataclass
@@ -172,12 +159,12 @@ class Runtime:
                 "INVALID_REQUEST", "input does not match the workflow's input model", details
             ) from exc
         run_id = run_id or lifecycle.generate_run_id()
-        first = await self.store.run(
+        created = await self.store.run(
             self._create, workflow, run_id, value, config or {}, auth, idempotency
         )
-        if first is not None:
-            return first
-        self._spawn(workflow, run_id, fresh=True)
+        if isinstance(created, str):
+            return created
+        self._spawn(created)
         return run_id
 
     def _create(
@@ -188,9 +175,11 @@ class Runtime:
         config: dict[str, Any],
         auth: dict[str, Any] | None,
         idempotency: tuple[str, str] | None,
-    ) -> str | None:
+    ) -> str | RunDriver:
+        """The run its idempotency key started, or the new run's driver (rendered once)."""
         ensure_output_tables(self.store, workflow)
-        return lifecycle.create_run(
+        driver = RunDriver(self, workflow, run_id, fresh=True)
+        first = lifecycle.create_run(
             self.store,
             workflow,
             run_id,
@@ -199,7 +188,9 @@ class Runtime:
             config=config,
             auth=auth,
             idempotency=idempotency,
+            then=driver.first_render,
         )
+        return driver if first is None else first
 
     async def resume(self, run_id: str, workflow: SmithersWorkflow, *, adopt: bool = False) -> None:
         """Claim a run (parked, paused, failed, stale or unowned) and drive it; with
@@ -216,7 +207,7 @@ class Runtime:
             await self.store.run(
                 claim, self.store, run_id, self.owner_id, workflow.content_hash, adopt=adopt
             )
-            self._spawn(workflow, run_id)
+            self._spawn(RunDriver(self, workflow, run_id))
         finally:
             del self._claims[run_id]
             claimed.set()
@@ -239,11 +230,10 @@ class Runtime:
             raise run_not_found(run_id)
         return RunResult(run_id, run.status, run.error, queries.run_outputs(self.store, run_id))
 
-    def _spawn(self, workflow: SmithersWorkflow, run_id: str, *, fresh: bool = False) -> None:
+    def _spawn(self, driver: RunDriver) -> None:
         if self._tg is None:
             raise RuntimeError("the Runtime is not running: use `async with Runtime(...)`")
-        live = _Live(RunDriver(self, workflow, run_id, fresh=fresh))
-        self._live[run_id] = live
+        self._live[driver.run_id] = live = _Live(driver)
         self._heartbeat.beat_for(frozenset(self._live))
         self._tg.start_soon(self._drive, live)
 
@@ -261,7 +251,7 @@ class Runtime:
         finally:
             if status not in ("lost", "running"):
                 with anyio.CancelScope(shield=True):
-                    await self.store.run(runlog.run_stopped, self.store, run_id)
+                    await self.store.run(runlog.run_stopped, self.store, run_id, status)
             if self._live.get(run_id) is live:
                 del self._live[run_id]
                 self._heartbeat.beat_for(frozenset(self._live))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any, TypeVar
 
 from . import commands, decisions, inspection, queries, retries, signals, timetravel
@@ -27,7 +28,7 @@ from .principal import Principal
 from .registry import CONFIG_KEY
 from .runtime import Runtime
 from .store.base import Store
-from .subscriptions import subscribe
+from .subscriptions import flatten, subscribe_batches
 from .window import EventWindow
 
 __all__ = ["Located", "OneRun", "RunService", "Runs", "StoreRuns"]
@@ -346,23 +347,18 @@ class RunService:
     async def frames(
         self, run: str | Located, *, limit: int = 50, after_frame_no: int | None = None
     ) -> list[dict[str, Any]]:
-        at = await self._at(run)
-        run_id = at.run_id
-        return await at.store.run(
-            queries.list_frames, at.store, run_id, limit=limit, after_frame_no=after_frame_no
+        return await self._read(
+            run, partial(queries.list_frames, limit=limit, after_frame_no=after_frame_no)
         )
 
     async def output_list(
         self, run: str | Located, node_id: str | None = None
     ) -> list[dict[str, Any]]:
         """What the run's tasks produced, in the order they finished (`node_id`: one node's)."""
-        at = await self._at(run)
-        return await at.store.run(queries.output_list, at.store, at.run_id, node_id)
+        return await self._read(run, queries.output_list, node_id)
 
     async def outputs(self, run: str | Located) -> dict[str, Any]:
-        at = await self._at(run)
-        run_id = at.run_id
-        return await at.store.run(queries.run_outputs, at.store, run_id)
+        return await self._read(run, queries.run_outputs)
 
     async def last_seq(self, run: str | Located) -> int:
         """The seq of the run's last stored event."""
@@ -379,7 +375,7 @@ class RunService:
         a None after that many quiet seconds). Pushed when this process drives the run;
         replayed from the event window first when there is one."""
         runtime, window = at.runtime, self.window
-        return subscribe(
+        batches = subscribe_batches(
             at.store,
             at.run_id,
             after_seq,
@@ -387,6 +383,7 @@ class RunService:
             idle=idle,
             recent=(lambda seq: window.after(at.store, at.run_id, seq)) if window else None,
         )
+        return flatten(batches)
 
     # -- metrics ---------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from typing import overload
 
 from .events import Event
@@ -11,7 +12,7 @@ from .followers import PAGE, POLL_INTERVAL_S, Follower, follow, unfollow
 from .store import log as log_q
 from .store import runs as runs_q
 from .store.base import Store
-from .store.records import RunRecord
+from .store.records import TERMINAL_STATUSES
 
 Recent = Callable[[int], list[Event]]
 
@@ -21,19 +22,21 @@ def _read(store: Store, run_id: str, after_seq: int) -> tuple[list[Event], bool,
     whose last event has been read: terminal events are always a run's last); and a seq
     up to which every event was committed before the events were read."""
     with store.read() as conn:
-        run = runs_q.get_run(conn, run_id)
-        events = log_q.events_after(conn, run_id, after_seq, PAGE)
+        marker = runs_q.run_marker(conn, run_id)  # (status, last_seq, _): none of its JSON
+        fresh = marker is not None and marker[1] > after_seq
+        events = log_q.events_after(conn, run_id, after_seq, PAGE) if fresh else []
         last = events[-1].seq if events else after_seq
-        ended = _ended(run, last)
-        if not ended and events and events[-1].is_terminal:
+        if events and events[-1].is_terminal and not _ended(marker, last):
             # On PostgreSQL each statement reads at its own snapshot: the run may have ended
             # after its row was read. Nothing would follow the terminal event to say so.
-            ended = _ended(runs_q.get_run(conn, run_id), last)
-    return events, ended, -1 if run is None else run.last_seq
+            marker = runs_q.run_marker(conn, run_id)
+    if marker is None:
+        return events, False, -1
+    return events, _ended(marker, last), marker[1]
 
 
-def _ended(run: RunRecord | None, last: int) -> bool:
-    return run is not None and run.is_terminal and run.last_seq <= last
+def _ended(marker: tuple[str, int, int | None] | None, last: int) -> bool:
+    return marker is not None and marker[0] in TERMINAL_STATUSES and marker[1] <= last
 
 
 @overload
@@ -66,7 +69,7 @@ def subscribe(
 ) -> AsyncIterator[Event | None]: ...
 
 
-async def subscribe(
+def subscribe(
     store: Store,
     run_id: str,
     after_seq: int = -1,
@@ -92,10 +95,53 @@ async def subscribe(
     `recent(after_seq)` gives the run's events held in memory (an `EventWindow`): they are
     replayed first, and the table is read only for what follows them.
     """
+    return flatten(
+        subscribe_batches(
+            store,
+            run_id,
+            after_seq,
+            until_terminal=until_terminal,
+            poll_interval=poll_interval,
+            is_local=is_local,
+            max_buffer=max_buffer,
+            idle=idle,
+            recent=recent,
+        )
+    )
+
+
+async def flatten(
+    batches: AsyncGenerator[list[Event] | None, None],
+) -> AsyncIterator[Event | None]:
+    """One event (or None) at a time from batches of them; closes `batches` when closed."""
+    async with aclosing(batches):
+        async for batch in batches:
+            if batch is None:
+                yield None
+                continue
+            for event in batch:
+                yield event
+
+
+async def subscribe_batches(
+    store: Store,
+    run_id: str,
+    after_seq: int = -1,
+    *,
+    until_terminal: bool = True,
+    poll_interval: float = POLL_INTERVAL_S,
+    is_local: Callable[[], bool] | None = None,
+    max_buffer: int = 1024,
+    idle: float | None = None,
+    recent: Recent | None = None,
+) -> AsyncGenerator[list[Event] | None, None]:
+    """`subscribe`, with the events at hand together: a list whenever it would wait for
+    more (and after each page read from the table), so a stream writes them at once."""
     sub = store.bus.subscribe(run_id, max_buffer)
     follower: Follower | None = None
     last = after_seq
     quiet_since = time.monotonic()
+    batch: list[Event] = []
     try:
         need_read = True
         while True:
@@ -105,18 +151,21 @@ async def subscribe(
                 for event in recent(last) if recent is not None else ():
                     last = event.seq
                     quiet_since = time.monotonic()
-                    yield event
+                    batch.append(event)
                 while True:
                     events, ended, committed = await store.run(_read, store, run_id, last)
-                    for event in events:
-                        last = event.seq
-                        yield event
                     if events:
+                        last = events[-1].seq
                         quiet_since = time.monotonic()
+                        batch.extend(events)
                     if len(events) < PAGE:
                         break
+                    yield batch
+                    batch = []
                 need_read = False
                 if until_terminal and ended:
+                    if batch:
+                        yield batch
                     return
                 if follower is None:
                     # The last read saw every event up to `committed`: the follower looks after it.
@@ -132,12 +181,16 @@ async def subscribe(
                     break
                 last = event.seq
                 quiet_since = time.monotonic()
-                yield event
+                batch.append(event)
                 if until_terminal and event.is_terminal:
                     need_read = True  # confirm nothing follows before closing
                     break
             if need_read or sub.behind:
                 continue
+            if batch:
+                yield batch
+                batch = []
+                continue  # more may have come meanwhile
             timeout = None if idle is None else max(0.0, quiet_since + idle - time.monotonic())
             await sub.wait(timeout)
             quiet = not sub.buffer and not sub.behind

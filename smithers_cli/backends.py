@@ -97,7 +97,7 @@ class DbRuns:
         return {"runId": run_id, "status": "cancelled"}
 
     def resume(self, run_id: str) -> Json:
-        from smithers.store.base import shown_db_url
+        from smithers.store.engines import shown_db_url
 
         raise UsageError(
             "resume needs a process that runs the workflow: use --url, or "

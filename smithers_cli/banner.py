@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from smithers.host import default_db_path
-from smithers.store.base import shown_db_url
+from smithers.store.engines import shown_db_url
 
 # Folders that hold no workflow of the user's, and may hold very many files.
 SKIPPED = frozenset({"__pycache__", "node_modules", "site-packages", "venv", "env"})

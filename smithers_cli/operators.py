@@ -190,7 +190,7 @@ def run_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def _start(backend: DbRuns | ApiRuns, args: argparse.Namespace, out: TextIO) -> int:
-    from smithers.store.base import shown_db_url
+    from smithers.store.engines import shown_db_url
 
     from .start import error_message, next_lines, resume_command
 

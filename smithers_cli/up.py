@@ -25,7 +25,8 @@ from smithers.lifecycle import generate_run_id
 from smithers.loader import load_workflow
 from smithers.queries import get_run, list_frames, run_events
 from smithers.runtime import Runtime
-from smithers.store.base import Store, open_store, shown_db_url
+from smithers.store.base import Store, open_store
+from smithers.store.engines import shown_db_url
 from smithers.subscriptions import subscribe
 
 from .hints import resume_command, waiting_hint

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,13 +11,12 @@ from typing import Any
 import anyio
 
 from .. import runlog
-from ..context import OutputCache
 from ..errors import SmithersError, error_json
 from ..store import nodes as nodes_q
 from ..store import runs as runs_q
 from ..store.base import Store, Tx
 from ..tasks import TaskContext, current_task
-from .outputs import Applied, remember, validate_output, write_output
+from .outputs import Applied, validate_output, write_output
 from .plan import ReadyTask
 
 # A task abandoned by dead processes this many times is failed rather than retried again.
@@ -52,23 +50,34 @@ def start_attempt(tx: Tx, run_id: str, ready: ReadyTask, attempt: int, frame_no:
     tx.emit(run_id, "NodeStarted", nodeId=ready.task.id, iteration=ready.iteration, attempt=attempt)
 
 
+@dataclass(frozen=True)
+class Finished:
+    """How a task's last attempt ended: its output (`model`) or its error (`err`)."""
+
+    ready: ReadyTask
+    attempt: int
+    model: Any
+    err: Any
+
+
 @dataclass
 class Attempts:
-    """Runs the tasks of one run owned by `owner_id`, each through its attempts."""
+    """Runs the tasks of one run owned by `owner_id`, each through its attempts.
+
+    A task's end is handed to `finished`: the driver records it (`record`) in the
+    transaction of its next render, so the task's result and what follows from it (the
+    next task started, the run finished) commit together.
+    """
 
     store: Store
     run_id: str
     owner_id: str
-    outputs: OutputCache  # the driver's cache: outputs written here are added to it
     frame_no: Callable[[], int]  # the frame new attempts start in
     root_dir: str
     allow_network: bool
     workflow_name: Callable[[], str]  # the run's name, for log lines
+    finished: Callable[[Finished], None]
     contexts: set[TaskContext] = field(default_factory=set)
-    # Held from the start of a transaction that writes outputs until they are in `outputs`:
-    # a render of the run waiting (in another thread) for the run's row would otherwise
-    # start, between that commit and the cache, a task that reads them.
-    outputs_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self) -> None:
         """Tell the tools of running tasks to stop."""
@@ -96,10 +105,10 @@ class Attempts:
                         attempt += 1
                         await self.store.run(self._restart, ready, attempt)
                         continue
-                    await self.store.run(self._finish, ready, attempt, None, err)
+                    self.finished(Finished(ready, attempt, None, err))
                     break
                 else:
-                    await self.store.run(self._finish, ready, attempt, model, None)
+                    self.finished(Finished(ready, attempt, model, None))
                     break
         except RunLost:
             pass
@@ -180,41 +189,26 @@ class Attempts:
             lock_owned(tx, self.run_id, self.owner_id)
             start_attempt(tx, self.run_id, ready, attempt, self.frame_no())
 
-    def _finish(self, ready: ReadyTask, attempt: int, model: Any, err: Any) -> None:
-        with self.outputs_lock:
-            self._record(ready, attempt, model, err)
-
-    def _record(self, ready: ReadyTask, attempt: int, model: Any, err: Any) -> None:
-        node_id, it = ready.task.id, ready.iteration
-        applied: list[Applied] = []
-        with self.store.write() as tx:
-            lock_owned(tx, self.run_id, self.owner_id)
-            if err is not None:
-                self._log_failure(ready, attempt, err, retrying=False)
-            state = "failed" if err is not None else "finished"
-            if model is not None and ready.output is not None:
-                table = self.store.output_tables[ready.output.key]
-                applied.append(
-                    write_output(tx, table, ready.output, self.run_id, node_id, it, model)
-                )
-            nodes_q.finish_attempt(
-                tx.conn, self.run_id, node_id, it, attempt, state=state, now=tx.now, error=err
+    def record(self, tx: Tx, done: Finished, applied: list[Applied]) -> None:
+        """Record a task's end in `tx`, which holds the run (its owner checked)."""
+        node_id, it, attempt, err = done.ready.task.id, done.ready.iteration, done.attempt, done.err
+        if err is not None:
+            self._log_failure(done.ready, attempt, err, retrying=False)
+        state = "failed" if err is not None else "finished"
+        output = done.ready.output
+        if done.model is not None and output is not None:
+            table = self.store.output_tables[output.key]
+            applied.append(write_output(tx, table, output, self.run_id, node_id, it, done.model))
+        nodes_q.finish_attempt(
+            tx.conn, self.run_id, node_id, it, attempt, state=state, now=tx.now, error=err
+        )
+        nodes_q.upsert_node(tx.conn, self.run_id, node_id, it, now=tx.now, state=state, error=err)
+        if err is None:
+            tx.emit(self.run_id, "NodeFinished", nodeId=node_id, iteration=it, attempt=attempt)
+        else:
+            tx.emit(
+                self.run_id, "NodeFailed", nodeId=node_id, iteration=it, attempt=attempt, error=err
             )
-            nodes_q.upsert_node(
-                tx.conn, self.run_id, node_id, it, now=tx.now, state=state, error=err
-            )
-            if err is None:
-                tx.emit(self.run_id, "NodeFinished", nodeId=node_id, iteration=it, attempt=attempt)
-            else:
-                tx.emit(
-                    self.run_id,
-                    "NodeFailed",
-                    nodeId=node_id,
-                    iteration=it,
-                    attempt=attempt,
-                    error=err,
-                )
-        remember(self.outputs, applied)
 
 
 async def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

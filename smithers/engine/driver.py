@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -21,7 +23,7 @@ from ..store.base import Tx
 from ..store.records import RunRecord, dumps
 from .actions import Pending
 from .apply import apply_action
-from .attempts import Attempts, RunLost, start_attempt
+from .attempts import Attempts, Finished, RunLost, lock_owned, start_attempt
 from .ending import end_run
 from .outputs import Applied, ensure_output_tables, remember
 from .plan import Failure, Plan, ReadyTask
@@ -42,6 +44,9 @@ class Step:
     starts: list[ReadyTask] = field(default_factory=list)
     changed: bool = False
     next_fire_ms: int | None = None
+    # For the driver once the step has committed: its new frame and the outputs written.
+    frame: tuple[int, str] | None = None
+    applied: list[Applied] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -98,12 +103,17 @@ class RunDriver:
             store=self.store,
             run_id=run_id,
             owner_id=self.owner_id,
-            outputs=self.outputs,
             frame_no=lambda: self.frame_no,
             root_dir=runtime.root_dir,
             allow_network=runtime.allow_network,
             workflow_name=lambda: self.workflow_name,
+            finished=self._finished_task,
         )
+        # Tasks ended, to record in the next render's transaction. Appended on the loop,
+        # read by `_step` (in a worker thread on PostgreSQL), forgotten once committed.
+        self._finished: list[Finished] = []
+        self._finished_lock = threading.Lock()
+        self._first: Step | None = None  # the render done as the run was created
         self.workflow_name = workflow.name  # the run's, once a render names it
         self.cancelled = False
         # Which optional node tables the workflow has used so far (sticky: a branch that
@@ -129,19 +139,28 @@ class RunDriver:
 
     async def drive(self) -> str:
         """Drive until the run finishes, fails, parks or is lost; return its status."""
+        if self._first is not None:
+            self._committed(self._first)
         if self.fresh:
             ensure_output_tables(self.store, self.workflow)
         else:
             await self.store.run(self._load)
         outcome = "lost"
-        with anyio.CancelScope() as scope:
-            self._scope = scope
-            async with anyio.create_task_group() as tg:
-                try:
-                    outcome = await self._loop(tg)
-                except RunLost:
-                    outcome = "lost"
-                tg.cancel_scope.cancel()
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self.cancelled:  # before the driver began (its first render came with it)
+                    scope.cancel()
+                async with anyio.create_task_group() as tg:
+                    try:
+                        outcome = await self._loop(tg)
+                    except RunLost:
+                        outcome = "lost"
+                    tg.cancel_scope.cancel()
+        finally:  # the runtime stopping too: tasks that ended meanwhile keep their results
+            if self._finished:
+                with anyio.CancelScope(shield=True):
+                    await self.store.run(self._record_ended)
         if scope.cancelled_caught or self.cancelled:
             run = await self.store.run(queries.get_run, self.store, self.run_id)
             outcome = run.status if run is not None else "lost"
@@ -160,113 +179,166 @@ class RunDriver:
             self.frame_no = self.frame[0] if self.frame else 0
 
     async def _loop(self, tg: anyio.abc.TaskGroup) -> str:
+        step, self._first = self._first, None
         while True:
             self._wake.clear()
-            step = await self.store.run(self._step)
+            if step is None:
+                step = await self.store.run(self._step)
             if step.outcome is not None:
                 return step.outcome
             for ready in step.starts:
                 tg.start_soon(self._run_task, ready)
-            if step.changed:
+            changed, fire_ms, step = step.changed, step.next_fire_ms, None
+            if changed:
                 continue
-            if step.next_fire_ms is None:
+            if fire_ms is None:
                 await self._wake.wait()
             else:
-                with anyio.move_on_after(max(0.0, (step.next_fire_ms - self.runtime.now()) / 1000)):
+                with anyio.move_on_after(max(0.0, (fire_ms - self.runtime.now()) / 1000)):
                     await self._wake.wait()
 
     async def _run_task(self, ready: ReadyTask) -> None:
         await self.attempts.run(ready)
         self._wake.set()
 
+    def _finished_task(self, done: Finished) -> None:
+        with self._finished_lock:
+            self._finished.append(done)
+
     # -- one transaction per render --------------------------------------------------------
 
     def _step(self) -> Step:
-        with self.attempts.outputs_lock:  # (see `Attempts.outputs_lock`)
-            return self._render()
+        """Record the tasks that ended, then render and commit what follows.
 
-    def _render(self) -> Step:
-        """Read the run's state, render, and commit what follows, holding the run's row.
+        Called again when its transaction is retried (PostgreSQL): ended tasks are
+        forgotten only once committed (or once the run is no longer ours).
+        """
+        with self._finished_lock:
+            finished = self._finished[:]
+        step = self._render_step(finished)
+        with self._finished_lock:
+            del self._finished[: len(finished)]
+        return step
+
+    def _record_ended(self) -> None:
+        with self._finished_lock:
+            finished = self._finished[:]
+        with contextlib.suppress(RunLost), self.store.write() as tx:
+            lock_owned(tx, self.run_id, self.owner_id)
+            applied: list[Applied] = []
+            for done in finished:
+                self.attempts.record(tx, done, applied)
+        with self._finished_lock:
+            del self._finished[: len(finished)]
+
+    def first_render(self, tx: Tx) -> None:
+        """Render a new run in the transaction that creates it (`Runtime.start`), so its
+        first tasks start with `RunStarted`; the driver, started once that transaction
+        has committed, begins with this step. Its node tables are empty: nothing else can
+        have written to a run this transaction is creating."""
+        self._first = self._render(tx, [], nodes_q.NodeTables())
+
+    def _render_step(self, finished: list[Finished]) -> Step:
+        with self.store.write() as tx:
+            step = self._render(tx, finished)
+        self._committed(step)
+        return step
+
+    def _committed(self, step: Step) -> None:
+        if step.frame is not None:
+            self.frame = step.frame
+            self.frame_no = step.frame[0]
+        remember(self.outputs, step.applied)
+
+    def _render(
+        self, tx: Tx, finished: list[Finished], tables: nodes_q.NodeTables | None = None
+    ) -> Step:
+        """Read the run's state, render, and write what follows, holding the run's row.
 
         Holding the row from read to write is what keeps outside commands (which lock it
         too) from slipping between the state a render saw and what it commits.
         """
         applied: list[Applied] = []
         new_frame: tuple[int, str] | None = None
-        with self.store.write() as tx:
-            run = runs_q.get_run(tx.conn, self.run_id, lock=True)
-            if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
-                return Step("lost" if run is None else run.status)
+        run = runs_q.get_run(tx.conn, self.run_id, lock=True)
+        if run is None or run.status != "running" or run.runtime_owner_id != self.owner_id:
+            return Step("lost" if run is None else run.status)
+        if finished:
+            ended: list[Applied] = []
+            for done in finished:
+                self.attempts.record(tx, done, ended)
+            # The render must see them; a transaction that fails after this ends the
+            # driver (or, on PostgreSQL, runs again and writes the same outputs).
+            remember(self.outputs, ended)
+        if tables is None:
             tables = nodes_q.load_node_tables(tx.conn, self.run_id, self.uses)
-            ctx = Ctx(
-                workflow=self.workflow,
-                run_id=self.run_id,
-                input=run.input,
-                auth=run.auth,
-                outputs=self.outputs,
-                tables=tables,
+        ctx = Ctx(
+            workflow=self.workflow,
+            run_id=self.run_id,
+            input=run.input,
+            auth=run.auth,
+            outputs=self.outputs,
+            tables=tables,
+        )
+        try:
+            rendered = render(
+                self.workflow, partial(self.workflow.render, ctx), tables, self.outputs, tx.now
             )
-            try:
-                rendered = render(
-                    self.workflow, partial(self.workflow.render, ctx), tables, self.outputs, tx.now
-                )
-            except Exception as exc:
-                error = error_json(exc, self.runtime.root_dir)
-                if not isinstance(exc, SmithersError):
-                    error["code"] = "RENDER_FAILED"
-                self._announce()
-                end_run(tx, self.run_id, "failed", error)
-                return Step("failed")
-            self.workflow_name = rendered.name or run.workflow_name
+        except Exception as exc:
+            error = error_json(exc, self.runtime.root_dir)
+            if not isinstance(exc, SmithersError):
+                error["code"] = "RENDER_FAILED"
             self._announce()
-            if not self._rendered_once and rendered.name and rendered.name != run.workflow_name:
-                # The name users give `Workflow("...")` is the run's name, as in the original.
-                runs_q.update_run(tx.conn, self.run_id, workflow_name=rendered.name)
-            self.uses = rendered.uses | (self.uses if self._rendered_once else frozenset())
-            self._rendered_once = True
-            plan = rendered.plan
-            decision = decide(run, plan)
-            if self.frame is None or self.frame[1] != rendered.frame_hash:
-                new_frame = (0 if self.frame is None else self.frame[0] + 1, rendered.frame_hash)
-                log_q.insert_frame(
-                    tx.conn,
+            end_run(tx, self.run_id, "failed", error)
+            return Step("failed")
+        self.workflow_name = rendered.name or run.workflow_name
+        self._announce()
+        if not self._rendered_once and rendered.name and rendered.name != run.workflow_name:
+            # The name users give `Workflow("...")` is the run's name, as in the original.
+            runs_q.update_run(tx.conn, self.run_id, workflow_name=rendered.name)
+        self.uses = rendered.uses | (self.uses if self._rendered_once else frozenset())
+        self._rendered_once = True
+        plan = rendered.plan
+        decision = decide(run, plan)
+        if self.frame is None or self.frame[1] != rendered.frame_hash:
+            new_frame = (0 if self.frame is None else self.frame[0] + 1, rendered.frame_hash)
+            log_q.insert_frame(
+                tx.conn,
+                self.run_id,
+                new_frame[0],
+                now=tx.now,
+                xml_json=rendered.frame_text,
+                xml_hash=rendered.frame_hash,
+                mounted_task_ids_json=dumps(rendered.mounted_task_ids),
+                task_index_json=dumps(rendered.task_index),
+            )
+            tx.emit(self.run_id, "FrameCommitted", frameNo=new_frame[0], xmlHash=new_frame[1])
+        frame_no = new_frame[0] if new_frame else self.frame_no
+        starting = {(r.task.id, r.iteration) for r in decision.starts}
+        for action in plan.actions:
+            if isinstance(action, Pending) and (action.node_id, action.iteration) in starting:
+                tx.emit(
                     self.run_id,
-                    new_frame[0],
-                    now=tx.now,
-                    xml_json=rendered.frame_text,
-                    xml_hash=rendered.frame_hash,
-                    mounted_task_ids_json=dumps(rendered.mounted_task_ids),
-                    task_index_json=dumps(rendered.task_index),
+                    "NodePending",
+                    nodeId=action.node_id,
+                    iteration=action.iteration,
                 )
-                tx.emit(self.run_id, "FrameCommitted", frameNo=new_frame[0], xmlHash=new_frame[1])
-            frame_no = new_frame[0] if new_frame else self.frame_no
-            starting = {(r.task.id, r.iteration) for r in decision.starts}
-            for action in plan.actions:
-                if isinstance(action, Pending) and (action.node_id, action.iteration) in starting:
-                    tx.emit(
-                        self.run_id,
-                        "NodePending",
-                        nodeId=action.node_id,
-                        iteration=action.iteration,
-                    )
-                    continue  # its row is written once, as started
-                apply_action(
-                    tx,
-                    self.run_id,
-                    action,
-                    frame_no=frame_no,
-                    output_tables=self.store.output_tables,
-                    applied=applied,
-                )
-            for ready in decision.starts:
-                start_attempt(tx, self.run_id, ready, ready.attempt, frame_no)
-            self._conclude(tx, decision)
-        if new_frame is not None:
-            self.frame = new_frame
-            self.frame_no = new_frame[0]
-        remember(self.outputs, applied)
+                continue  # its row is written once, as started
+            apply_action(
+                tx,
+                self.run_id,
+                action,
+                frame_no=frame_no,
+                output_tables=self.store.output_tables,
+                applied=applied,
+            )
+        for ready in decision.starts:
+            start_attempt(tx, self.run_id, ready, ready.attempt, frame_no)
+        self._conclude(tx, decision)
         changed = any(not isinstance(a, Pending) for a in plan.actions)
-        return Step(decision.outcome, decision.starts, changed, plan.next_fire_ms)
+        return Step(
+            decision.outcome, decision.starts, changed, plan.next_fire_ms, new_frame, applied
+        )
 
     def _announce(self) -> None:
         """Log the run starting (or resuming) here, once, when its first render is done."""

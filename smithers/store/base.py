@@ -8,9 +8,7 @@ them once committed.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,13 +20,12 @@ import anyio.lowlevel
 import anyio.to_thread
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
 from ..clock import now_ms
-from ..errors import SmithersError
-from ..events import Event, EventBus, make_payload
+from ..events import Event, EventBus, make_payload, payload_text
 from . import outputs, postgres, statements
+from .engines import create_db_engine, sqlite_write_lock
 from .migrations import MIGRATIONS, Migration, migrate, schema_version
 from .schema import runs
 
@@ -76,7 +73,7 @@ class Tx:
         self._pending.clear()
         rows = []
         for run_id, payloads in by_run.items():
-            texts = [json.dumps(p, separators=(",", ":"), ensure_ascii=False) for p in payloads]
+            texts = [payload_text(payload) for payload in payloads]
             if self.postgres:  # seqs and rows in one statement, announced if watched
                 announce = self.watched is not None and run_id in self.watched
                 types = [payload["type"] for payload in payloads]
@@ -97,7 +94,7 @@ class Tx:
                         "payload_json": text,
                     }
                 )
-                self.events.append(Event(run_id, seq, self.now, payload["type"], payload))
+                self.events.append(Event(run_id, seq, self.now, payload["type"], payload, text))
         if not self.postgres:
             statements.insert_many(self.conn, "_smithers_events", rows)
         self.rows.extend(rows)
@@ -136,8 +133,11 @@ class Store:
         # rather than opening and closing one per call past its size.
         self._threads = anyio.CapacityLimiter(postgres.STORE_THREADS)
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
-            _sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
+            sqlite_write_lock(engine) if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        # SQLite's writes queue on `_write_lock` anyway: they share one connection, kept
+        # open between them (no pool checkout and new Connection per transaction).
+        self._writer: Connection | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call `fn` (store work) inline on SQLite, in a worker thread on PostgreSQL.
@@ -256,21 +256,36 @@ class Store:
             self._start_watching()
         committing = False
         with self._write_lock:
-            conn = self.engine.connect().execution_options(smithers_write=True)
+            conn = self._writer
+            if conn is None:
+                conn = self.engine.connect().execution_options(smithers_write=True)
             try:
-                with conn, conn.begin():
+                with conn.begin():
                     tx = Tx(conn, self.watched)
                     yield tx
                     tx.flush()
                     committing = True
             except Exception as exc:
+                self._drop_writer(conn)
                 # The server went away at COMMIT: whether it committed, the events say.
                 lost = committing and tx.postgres and postgres.is_disconnect(exc)
                 if not lost or not self.call(postgres.committed, self, tx.rows[:1]):
                     raise
+            except BaseException:
+                self._drop_writer(conn)
+                raise
+            if self.dialect == "sqlite":
+                self._writer = conn
+            else:
+                conn.close()
         self.bus.publish(tx.events)
         if tx.touched:
             self.bus.notify_touched(sorted(tx.touched))
+
+    def _drop_writer(self, conn: Connection) -> None:
+        """A write that failed may leave its connection in any state: the next opens anew."""
+        self._writer = None
+        conn.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -280,101 +295,10 @@ class Store:
     def close(self) -> None:
         self.unlisten(self._watching)
         self._watching = None
+        with self._write_lock:
+            if self._writer is not None:
+                self._drop_writer(self._writer)
         self.engine.dispose()
-
-
-_sqlite_locks: dict[str, threading.Lock] = {}
-_sqlite_locks_guard = threading.Lock()
-
-
-def _sqlite_write_lock(engine: Engine) -> threading.Lock:
-    """One lock per SQLite file in this process, shared by every Store on that file."""
-    database = engine.url.database or ":memory:"
-    key = database if database == ":memory:" else os.path.realpath(database)
-    with _sqlite_locks_guard:
-        return _sqlite_locks.setdefault(key, threading.Lock())
-
-
-def _sqlite_setup(engine: Engine) -> None:
-    @sa_event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves so writes can take the write lock up front.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=15000")
-        cur.close()
-
-    @sa_event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("smithers_write")
-        conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-            "BEGIN IMMEDIATE" if write else "BEGIN"
-        )
-
-
-def database_url(url: str) -> sa.URL:
-    """The SQLAlchemy URL for a URL, a bare SQLite path, or `postgres://...`."""
-    if "://" not in url:
-        url = f"sqlite:///{url}"
-    if url.startswith(("postgres://", "postgresql://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    try:
-        return sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise SmithersError("INVALID_REQUEST", f"invalid database URL: {url}") from exc
-
-
-def shown_db_url(db: str) -> str:
-    """A database URL as people should see it: SQLite paths made absolute (so a hint works
-    from another folder) and any password hidden (banners, hints and logs are read by
-    others)."""
-    parsed = database_url(db)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        parsed = parsed.set(database=os.path.abspath(parsed.database or ""))
-    return parsed.render_as_string(hide_password=True)
-
-
-def create_db_engine(url: str) -> Engine:
-    """An Engine for a SQLAlchemy URL, a bare SQLite path, or `postgres://...`."""
-    parsed = database_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:"):
-            engine = sa.create_engine(
-                parsed,
-                connect_args={"check_same_thread": False},
-                poolclass=sa.pool.StaticPool,
-            )
-        else:
-            engine = sa.create_engine(
-                parsed,
-                connect_args={"check_same_thread": False, "timeout": 15},
-                pool_size=8,
-                max_overflow=32,
-            )
-        _sqlite_setup(engine)
-        return engine
-    try:
-        engine = sa.create_engine(
-            parsed, pool_size=postgres.POOL_SIZE, max_overflow=30, pool_recycle=1800
-        )
-    except ImportError as exc:  # the URL names a driver that is not installed
-        raise missing_driver(parsed, exc) from None
-    if engine.dialect.name == "postgresql":
-        postgres.setup_engine(engine)
-    return engine
-
-
-def missing_driver(url: sa.URL, exc: ImportError) -> SmithersError:
-    """The one-line error for a database URL whose driver cannot be imported (the URL is
-    not repeated: it may carry a password)."""
-    if url.drivername == "postgresql+psycopg":
-        how = "PostgreSQL needs the psycopg driver: pip install 'smithers-asgi[postgres]'"
-    else:
-        how = f"the {url.drivername} driver is not installed ({exc})"
-    return SmithersError("DB_DRIVER_MISSING", f"cannot open the database: {how}")
 
 
 def open_store(db: str | Engine | Store, *, bus: EventBus | None = None) -> Store:

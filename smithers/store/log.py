@@ -22,7 +22,7 @@ def events_after(conn: Connection, run_id: str, after_seq: int, limit: int = 100
     )
     rows = cursor.fetchall()
     cursor.close()
-    return [Event(run_id, int(r[0]), int(r[1]), r[2], json.loads(r[3])) for r in rows]
+    return [Event(run_id, int(r[0]), int(r[1]), r[2], json.loads(r[3]), r[3]) for r in rows]
 
 
 def list_frames(

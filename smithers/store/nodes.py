@@ -27,17 +27,14 @@ class NodeTables:
 
 ALL_PARTS = frozenset({"approvals", "loops", "signals"})
 
-_SELECT_APPROVALS = sa.select(approvals).where(approvals.c.run_id == sa.bindparam("rid"))
+_SELECT_APPROVALS = "SELECT * FROM _smithers_approvals WHERE run_id = :rid"
 _SELECT_LOOPS = (
-    sa.select(loops.c.loop_id, sa.func.max(loops.c.iteration))
-    .where(loops.c.run_id == sa.bindparam("rid"))
-    .group_by(loops.c.loop_id)
+    "SELECT loop_id, max(iteration) AS iteration FROM _smithers_loops "
+    "WHERE run_id = :rid GROUP BY loop_id"
 )
 _SELECT_OPEN_SIGNALS = (
-    sa.select(signals)
-    .where(signals.c.run_id == sa.bindparam("rid"))
-    .where(signals.c.consumed_by_node_id.is_(None))
-    .order_by(signals.c.seq)
+    "SELECT * FROM _smithers_signals "
+    "WHERE run_id = :rid AND consumed_by_node_id IS NULL ORDER BY seq"
 )
 
 
@@ -53,15 +50,16 @@ def load_node_tables(
         rec = NodeRecord.from_row(row)
         found.nodes[(rec.node_id, rec.iteration)] = rec
     if "approvals" in parts:
-        for approval_row in conn.execute(_SELECT_APPROVALS, params):
+        for approval_row in statements.fetch_all(conn, _SELECT_APPROVALS, params):
             appr = ApprovalRecord.from_row(approval_row)
             found.approvals[(appr.node_id, appr.iteration)] = appr
     if "loops" in parts:
-        for loop_id, iteration in conn.execute(_SELECT_LOOPS, params):
-            found.loop_iterations[loop_id] = int(iteration)
+        for loop_row in statements.fetch_all(conn, _SELECT_LOOPS, params):
+            found.loop_iterations[loop_row["loop_id"]] = int(loop_row["iteration"])
     if "signals" in parts:
         found.open_signals = [
-            SignalRecord.from_row(r) for r in conn.execute(_SELECT_OPEN_SIGNALS, params)
+            SignalRecord.from_row(r)
+            for r in statements.fetch_all(conn, _SELECT_OPEN_SIGNALS, params)
         ]
     return found
 

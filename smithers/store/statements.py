@@ -27,16 +27,12 @@ def _for(dialect: str, sql: str) -> str:
 
 def execute(conn: Connection, sql: str, params: Mapping[str, Any] | None = None) -> Any:
     """Run `sql` (with `:name` markers) in the caller's transaction; the DBAPI cursor."""
-    dbapi = conn.connection.dbapi_connection
-    cursor = dbapi.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if conn.dialect.name == "postgresql" and dbapi.info.transaction_status == 0:  # type: ignore[union-attr]
-            # The transaction's first statement: psycopg sends BEGIN on its own and waits
-            # for it; in a pipeline, BEGIN goes with the statement in one round trip.
-            with dbapi.pipeline():  # type: ignore[union-attr]
-                cursor.execute(_for(conn.dialect.name, sql), params or {})
-        else:
-            cursor.execute(_for(conn.dialect.name, sql), params or {})
+        # Not in a psycopg pipeline, though BEGIN would then share the first statement's
+        # round trip: the server does not arm `idle_in_transaction_session_timeout` after
+        # a pipeline, and that timeout is what frees the rows of a stalled process.
+        cursor.execute(_for(conn.dialect.name, sql), params or {})
     except conn.dialect.loaded_dbapi.IntegrityError as exc:
         # Callers catch SQLAlchemy's IntegrityError whichever path ran the statement.
         raise IntegrityError(sql, params, exc) from exc

@@ -4,6 +4,7 @@ on edit, bad modules named by the user's own file, slow imports that hold up not
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,38 @@ async def test_a_slow_import_holds_up_no_other_load_and_has_a_time_limit(
     assert not (tmp_path / "slow.go").exists()  # all that while, slow.py was importing
     (tmp_path / "slow.go").touch()
     assert (await load_workflow_async("slow.py", tmp_path, timeout_s=10)).name == "slow"
+
+
+async def test_a_file_loaded_again_unchanged_is_not_reloaded_and_every_kind_of_edit_is(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settled file is known by its stat, so edits that keep its size and modified time
+    (editors, `rsync -t`), a file renamed over it, and a symlink turned elsewhere reload."""
+    from smithers import loader
+
+    monkeypatch.setattr(loader, "SETTLED_NS", 50_000_000)
+    write(tmp_path / "flow.py", "v1")
+    write(tmp_path / "other.py", "v3")
+    (tmp_path / "link.py").symlink_to("flow.py")
+
+    async def loads(name: str, value: str) -> None:
+        time.sleep(0.06)  # settled: from now on its stat stands for its bytes
+        workflow = load_workflow(name, root_dir=tmp_path)
+        assert workflow is load_workflow(name, root_dir=tmp_path)
+        assert workflow is await loader.load_workflow_async(name, tmp_path)
+        assert (await run_workflow(workflow, store=store)).outputs["t"] == {"value": value}
+
+    await loads("flow.py", "v1")
+    await loads("link.py", "v1")
+    before = (tmp_path / "flow.py").stat()
+    write(tmp_path / "flow.py", "v2")  # same size, modified time put back
+    os.utime(tmp_path / "flow.py", ns=(before.st_atime_ns, before.st_mtime_ns))
+    await loads("flow.py", "v2")
+    await loads("link.py", "v2")
+    (tmp_path / "link.py").unlink()
+    (tmp_path / "link.py").symlink_to("other.py")
+    await loads("link.py", "v3")
+    replacement = write(tmp_path / "new.py", "v4")
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, tmp_path / "flow.py")
+    await loads("flow.py", "v4")

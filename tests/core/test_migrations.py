@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from smithers import Runtime, SmithersError, Store, approve, load_workflow, open_store
 from smithers.store import schema
-from smithers.store.base import create_db_engine
+from smithers.store.engines import create_db_engine
 from smithers.store.migrations import MIGRATIONS, SCHEMA_VERSION, schema_version
 from tests.helpers import EXAMPLES, assert_contiguous
 

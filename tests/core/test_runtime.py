@@ -42,7 +42,7 @@ async def test_a_task_sees_the_output_of_the_task_before_it_however_late_its_thr
     wf = load_workflow(EXAMPLES / "sequence.py")
 
     def late(*_: object) -> None:  # the thread that committed a task's result is slow
-        if any(frame.function == "_finish" for frame in inspect.stack(0)):
+        if any(frame.function == "_render_step" for frame in inspect.stack(0)):
             time.sleep(0.05)
 
     def command(run_ids: list[str]) -> None:
@@ -67,3 +67,50 @@ async def test_a_task_sees_the_output_of_the_task_before_it_however_late_its_thr
     finally:
         sa.event.remove(store.engine, "checkin", late)
     assert [run.status for run in ended] == ["finished"] * 4
+
+
+async def test_a_task_that_ends_as_the_runtime_stops_keeps_its_result(store: Store) -> None:
+    """A task's end is committed with the render that follows it; when the runtime stops
+    in between, the result is still recorded, and a resume does not run the task again."""
+    from pydantic import BaseModel
+
+    from smithers import Task, Workflow, create_smithers
+    from smithers.store import nodes as nodes_q
+
+    class Out(BaseModel):
+        value: int
+
+    smithers, outputs = create_smithers(out=Out)
+    runs: list[str] = []
+    ended = anyio.Event()
+
+    async def first() -> dict[str, int]:
+        runs.append("first")
+        ended.set()  # the block below ends, maybe before the driver renders again
+        return {"value": 1}
+
+    gate = anyio.Event()
+
+    async def second() -> dict[str, int]:
+        await gate.wait()
+        return {"value": 2}
+
+    @smithers
+    def wf(ctx):
+        return Workflow(
+            "two", [Task("first", output=outputs.out, run=first), Task("second", run=second)]
+        )
+
+    async with Runtime(store) as rt:
+        run_id = await rt.start(wf)
+        await ended.wait()
+    with store.read() as conn:
+        node = nodes_q.load_node_tables(conn, run_id).nodes[("first", 0)]
+    assert node.state == "finished"
+    assert event_types(store, run_id).count("NodeFinished") == 1
+    gate.set()
+    async with Runtime(store) as rt:
+        await rt.resume(run_id, wf)
+        result = await rt.wait(run_id)
+    assert result.status == "finished" and result.outputs["first"] == {"value": 1}
+    assert runs == ["first"]

@@ -92,7 +92,7 @@ def test_opening_a_new_database_from_many_places_at_once(db_url: str) -> None:
 def test_shown_db_url_is_absolute_for_sqlite_and_hides_passwords(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from smithers.store.base import shown_db_url
+    from smithers.store.engines import shown_db_url
 
     monkeypatch.chdir(tmp_path)
     assert shown_db_url("runs.db") == f"sqlite:///{tmp_path / 'runs.db'}"

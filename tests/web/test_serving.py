@@ -76,7 +76,7 @@ def test_shutting_down_ends_open_event_streams_cleanly() -> None:
 
     slots = StreamSlots()
 
-    async def quiet() -> AsyncIterator[Event | None]:
+    async def quiet() -> AsyncIterator[list[Event] | None]:
         while True:
             await anyio.sleep(0.05)
             yield None
