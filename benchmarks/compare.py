@@ -8,6 +8,9 @@ the script with that tree first on PYTHONPATH (the servers the scripts start inh
 so each side measures its own code with its own harness; the same venv serves both. A
 script the baseline does not have yet is copied into its tree, and so is any workflow of
 `benchmarks/workflows/` it lacks (the script must not need more of this tree's harness).
+With `--same-harness`, every benchmark file of this tree (scripts, their helpers and
+workflows) replaces the baseline's, so both sides run one harness and only the code under
+test differs: for a script that gained options the baseline's copy lacks.
 Rounds alternate baseline and this tree, so a machine that slows down midway weighs on both.
 """
 
@@ -44,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline-ref", default="41e16a5")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--same-harness", action="store_true")
     parser.add_argument("scripts", nargs="+")
     argv = sys.argv[1:]
     extra: list[str] = []
@@ -61,6 +65,9 @@ def main() -> None:
             cwd=ROOT,
             check=True,
         )
+        if args.same_harness:
+            shutil.copytree(ROOT / "benchmarks", base / "benchmarks", dirs_exist_ok=True)
+            print("(the baseline runs this tree's benchmarks/)", flush=True)
         for script in args.scripts:
             if not (base / "benchmarks" / script).exists():
                 shutil.copy(ROOT / "benchmarks" / script, base / "benchmarks" / script)
