@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
-from typing import overload
+from typing import Any, overload
 
 from .events import Event
 from .followers import PAGE, POLL_INTERVAL_S, Follower, follow, unfollow
@@ -70,16 +70,7 @@ def subscribe(
 
 
 def subscribe(
-    store: Store,
-    run_id: str,
-    after_seq: int = -1,
-    *,
-    until_terminal: bool = True,
-    poll_interval: float = POLL_INTERVAL_S,
-    is_local: Callable[[], bool] | None = None,
-    max_buffer: int = 1024,
-    idle: float | None = None,
-    recent: Recent | None = None,
+    store: Store, run_id: str, after_seq: int = -1, **options: Any
 ) -> AsyncIterator[Event | None]:
     """Yield the run's events with `seq > after_seq`, then live ones as they commit.
 
@@ -95,19 +86,7 @@ def subscribe(
     `recent(after_seq)` gives the run's events held in memory (an `EventWindow`): they are
     replayed first, and the table is read only for what follows them.
     """
-    return flatten(
-        subscribe_batches(
-            store,
-            run_id,
-            after_seq,
-            until_terminal=until_terminal,
-            poll_interval=poll_interval,
-            is_local=is_local,
-            max_buffer=max_buffer,
-            idle=idle,
-            recent=recent,
-        )
-    )
+    return flatten(subscribe_batches(store, run_id, after_seq, **options))
 
 
 async def flatten(
