@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import re
-import resource
 import sys
 import tempfile
 import time
@@ -38,20 +36,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import fanout_clients as fanout
 from servers import (
     BENCH_DIR,
     HOST,
     HttpError,
-    cpu_seconds,
     prepare_root,
-    rss_bytes,
     smithers_server,
 )
 
-TARGET_P99_MS = 100.0
-BUCKET_MS = 0.1  # lag histogram resolution
 CONNECTING = 32  # sockets opening at once per client process
-LAG_NS = int(BUCKET_MS * 1e6)
+LAG_NS = int(fanout.BUCKET_MS * 1e6)
 IDS = re.compile(rb"id: (\d+)\n")  # a data line holds no newline
 TIMES = re.compile(rb'"text":"\d+ (\d+)"')
 TERMINAL = re.compile(rb'"type":"Run(?:Finished|Failed|Cancelled)"')
@@ -177,44 +172,20 @@ async def client(port: int, run_id: str, count: int, pipe: Any, timeout: float) 
     subscribers = await asyncio.gather(*(subscribe(port, run_id, lags, gate) for _ in range(count)))
     refused = Counter(str(s.done.result()) for s in subscribers if s.done.done())
     pipe.send(("ready", count - sum(refused.values())))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    unfinished = 0
-    errors: Counter[str] = Counter()
+    unfinished, errors = await fanout.await_streams(subscribers, timeout)
     for s in subscribers:
-        try:
-            error = await asyncio.wait_for(
-                asyncio.shield(s.done), max(0.01, deadline - loop.time())
-            )
-            if error is not None:
-                errors[str(error)[:120]] += 1
-        except TimeoutError:
-            unfinished += 1
         if s.terminal is None:
             errors["stream ended without a terminal event"] += 1
     for s in subscribers:
         s.transport.close()
     return {
-        "subscribers": len(subscribers),
+        **fanout.stream_figures(subscribers),
         "refused": dict(refused),
         "unfinished": unfinished,
         "errors": dict(errors),
-        "frames": sum(s.frames for s in subscribers),
-        "distinct": [sum(s.seen) for s in subscribers],  # seqs received, each once
         "terminal": max((s.terminal for s in subscribers if s.terminal is not None), default=-1),
-        "out_of_order": sum(s.out_of_order for s in subscribers),
-        "duplicated": sum(s.duplicated for s in subscribers),
         "lags": dict(lags),
     }
-
-
-def client_process(port: int, run_id: str, count: int, pipe: Any, timeout: float) -> None:
-    try:
-        result = asyncio.run(client(port, run_id, count, pipe, timeout))
-    except BaseException as exc:  # the parent reports it, with the others' figures
-        pipe.send(("ready", 0))
-        result = {"crashed": f"{type(exc).__name__}: {exc}"}
-    pipe.send(("result", result))
 
 
 # --- the parent -------------------------------------------------------------------------
@@ -231,34 +202,8 @@ def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -
         return json.loads(res.read())
 
 
-def wait_status(url: str, run_id: str, wanted: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = str(call(url, "GET", f"/v1/runs/{run_id}")["status"])
-        if status == wanted or time.monotonic() > deadline:
-            return status
-        time.sleep(0.05)
-
-
-def percentile_of(histogram: Counter[int], q: float) -> float:
-    total = sum(histogram.values())
-    rank, running = q / 100 * total, 0
-    for bucket in sorted(histogram):
-        running += histogram[bucket]
-        if running >= rank:
-            return (bucket + 1) * BUCKET_MS
-    return 0.0
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=200.0, help="events/s")
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--processes", type=int, default=2, help="client processes")
-    parser.add_argument(
-        "--timeout", type=float, default=600.0, help="s a client waits for its streams to end"
-    )
+    parser = fanout.parser(__doc__.split("\n")[0], seconds=20.0, timeout=600.0)
     args = parser.parse_args()
     count = int(args.rate * args.seconds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,59 +220,29 @@ def main() -> None:
                 server.url, "POST", "/v1/runs", {"workflowPath": "fanout.py", "input": run_input}
             )
             run_id = str(started_run["runId"])
-            if wait_status(server.url, run_id, "waiting-approval", 30) != "waiting-approval":
-                raise HttpError(f"run {run_id} did not wait for its approval")
-            rss_idle = rss_bytes(pid)
-            pipes, procs = [], []
-            ctx = multiprocessing.get_context("spawn")
-            connect_started = time.perf_counter()
-            for i in range(args.processes):
-                share = args.subscribers // args.processes + (i < args.subscribers % args.processes)
-                ours, theirs = ctx.Pipe()
-                proc = ctx.Process(
-                    target=client_process,
-                    args=(server.port, run_id, share, theirs, args.timeout),
-                    daemon=True,  # a failure here does not leave them waiting for the parent
-                )
-                proc.start()
-                pipes.append(ours)
-                procs.append(proc)
-            ready = sum(pipe.recv()[1] for pipe in pipes)
-            connect_s = time.perf_counter() - connect_started
-            rss_connected = rss_bytes(pid)
-            children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu_before, started = cpu_seconds(pid), time.perf_counter()
-            call(server.url, "POST", f"/v1/runs/{run_id}/nodes/go/approve", {})
-            approved_ms = time.time() * 1000
-            # Nothing asks the server anything while it fans out (a loaded loop answers
-            # late): the clients say when every stream has ended; RSS is read meanwhile.
-            rss_peak = rss_connected
-            results = []
-            for pipe in pipes:
-                while True:
-                    rss_peak = max(rss_peak, rss_bytes(pid))
-                    if pipe.poll(0.25):
-                        results.append(pipe.recv()[1])
-                        break
-            wall = time.perf_counter() - started
-            server_cpu = (cpu_seconds(pid) - cpu_before) / wall
-            for proc in procs:
-                proc.join()
+            fanout.wait_for_approval(
+                lambda: str(call(server.url, "GET", f"/v1/runs/{run_id}")["status"]), run_id
+            )
+            measured = fanout.measure(
+                client,
+                server.port,
+                pid,
+                run_id,
+                args,
+                lambda: call(server.url, "POST", f"/v1/runs/{run_id}/nodes/go/approve", {}),
+            )
             row = call(server.url, "GET", f"/v1/runs/{run_id}")
-            children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    client_cpu = (
-        children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
-    ) / wall
-    emitted_s = ((row.get("finishedAtMs") or approved_ms) - approved_ms) / 1000
-    report(args, run_id, str(row["status"]), ready, connect_s, emitted_s, wall, results)
+    m = measured
+    emitted_s = ((row.get("finishedAtMs") or m.approved_ms) - m.approved_ms) / 1000
+    report(args, run_id, str(row["status"]), emitted_s, m)
     mb = 2**20
     print(
-        f"server CPU {server_cpu:.2f} cores over {wall:.1f} s (approval -> last stream "
-        f"closed); clients {client_cpu:.2f} cores"
+        f"server CPU {m.server_cpu:.2f} cores over {m.wall:.1f} s (approval -> last stream "
+        f"closed); clients {m.client_cpu:.2f} cores"
     )
     print(
-        f"server RSS: {rss_idle / mb:.0f} MB idle, {rss_connected / mb:.0f} MB with the "
-        f"streams open, peak {rss_peak / mb:.0f} MB"
+        f"server RSS: {m.rss_idle / mb:.0f} MB idle, {m.rss_connected / mb:.0f} MB with the "
+        f"streams open, peak {m.rss_peak / mb:.0f} MB"
     )
 
 
@@ -335,53 +250,22 @@ def report(
     args: argparse.Namespace,
     run_id: str,
     status: str,
-    ready: int,
-    connect_s: float,
     emitted_s: float,
-    wall: float,
-    results: list[dict[str, Any]],
+    measured: fanout.Measured,
 ) -> None:
-    crashed = [r["crashed"] for r in results if "crashed" in r]
-    results = [r for r in results if "crashed" not in r]
-    lags: Counter[int] = Counter()
-    refused: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    for r in results:
-        lags.update({int(k): v for k, v in r["lags"].items()})
-        refused.update(r["refused"])
-        errors.update(r["errors"])
-    last_seq = max((r["terminal"] for r in results), default=-1)
-    lost = sum(last_seq + 1 - n for r in results for n in r["distinct"])
-    total = {
-        k: sum(r[k] for r in results)
-        for k in ("frames", "out_of_order", "duplicated", "unfinished")
-    }
+    merged = fanout.merge(measured.results)
+    last_seq = max((r["terminal"] for r in merged.results), default=-1)
     print(
         f"{args.subscribers} SSE subscribers in {args.processes} client processes, "
         f"{args.rate:g} events/s for {args.seconds:g} s, one run ({run_id}, {status}, seqs "
         f"0..{last_seq}), smithers server subprocess on SQLite, python {sys.version.split()[0]}"
     )
-    print(f"streams open: {ready} in {connect_s:.1f} s; refused: {dict(refused) or 0}")
-    if crashed:
-        print(f"client processes crashed: {crashed}")
-    print(
-        f"the run's task took {emitted_s:.1f} s (approval -> finished, {args.seconds:g} s "
-        f"planned); all delivered after {wall:.1f} s; {total['frames']:,} events received, "
-        f"{total['unfinished']} streams still open at the timeout; errors: {dict(errors) or 0}"
+    received = (
+        f"{merged.total('frames'):,} events received, {merged.total('unfinished')} streams "
+        "still open at the timeout"
     )
-    zero = lost == total["out_of_order"] == total["duplicated"] == 0
-    print(
-        f"lost {lost}, out of order {total['out_of_order']}, duplicated "
-        f"{total['duplicated']} (target 0 / 0 / 0 -> {'met' if zero else 'NOT met'})"
-    )
-    if lags:
-        p50, p99 = percentile_of(lags, 50), percentile_of(lags, 99)
-        print(
-            f"delivery lag over {sum(lags.values()):,} NodeOutput events: p50 {p50:.1f} ms, "
-            f"p90 {percentile_of(lags, 90):.1f} ms, p99 {p99:.1f} ms, max "
-            f"{(max(lags) + 1) * BUCKET_MS:.1f} ms (target p99 <= {TARGET_P99_MS:.0f} ms -> "
-            f"{'met' if p99 <= TARGET_P99_MS else 'NOT met'})"
-        )
+    lagged = "NodeOutput events"
+    fanout.print_streams(merged, args, last_seq, measured, emitted_s, received, lagged)
 
 
 if __name__ == "__main__":

@@ -32,25 +32,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import multiprocessing.connection
-import resource
 import sys
 import tempfile
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import fanout_clients as fanout
 from gateways import WsConnection, gateway_process, open_socket
-from servers import HttpError, cpu_seconds, rss_bytes
+from servers import HttpError
 
-TARGET_P99_MS = 100.0
 TARGET_RSS_MB = 150.0
 ORIGINAL_RSS_MB = 300.0
 SPEC_STREAMS_PER_RUN = 64
-BUCKET_MS = 0.1  # lag histogram resolution
 CONNECTING = 16  # sockets opening at once per process (the gateway allows 64 pending)
 
 
@@ -98,7 +93,7 @@ class Subscriber:
         event = payload["payload"]
         if event.get("type") == "NodeOutput":
             sent_ns = int(event["text"].partition(" ")[2])
-            self.lags[int((received - sent_ns) / 1e6 / BUCKET_MS)] += 1
+            self.lags[int((received - sent_ns) / 1e6 / fanout.BUCKET_MS)] += 1
         if payload["event"] == "run.completed":
             self.terminal = seq
             self._finish(None)
@@ -137,30 +132,15 @@ async def client(port: int, run_id: str, count: int, pipe: Any, timeout: float) 
         if not isinstance(s, Subscriber)
     )
     pipe.send(("ready", len(subscribers)))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    unfinished = 0
-    errors: Counter[str] = Counter()
+    unfinished, errors = await fanout.await_streams(subscribers, timeout)
     for s in subscribers:
-        try:
-            error = await asyncio.wait_for(
-                asyncio.shield(s.done), max(0.01, deadline - loop.time())
-            )
-            if error is not None:
-                errors[str(error)[:120]] += 1
-        except TimeoutError:
-            unfinished += 1
         if s.conn is not None and s.conn.close_code is not None:
             errors[f"socket closed {s.conn.close_code}"] += 1
     result = {
-        "subscribers": len(subscribers),
+        **fanout.stream_figures(subscribers),
         "refused": dict(refused),
         "unfinished": unfinished,
         "errors": dict(errors),
-        "frames": sum(s.frames for s in subscribers),
-        "distinct": [sum(s.seen) for s in subscribers],  # seqs received, each once
-        "out_of_order": sum(s.out_of_order for s in subscribers),
-        "duplicated": sum(s.duplicated for s in subscribers),
         "resumed": sum(s.resumed for s in subscribers),
         "lags": dict(lags),
     }
@@ -168,14 +148,6 @@ async def client(port: int, run_id: str, count: int, pipe: Any, timeout: float) 
         if s.conn is not None:
             s.conn.close()
     return result
-
-
-def client_process(port: int, run_id: str, count: int, pipe: Any, timeout: float) -> None:
-    try:
-        result = asyncio.run(client(port, run_id, count, pipe, timeout))
-    except BaseException as exc:  # the parent reports it, with the others' figures
-        result = {"crashed": f"{type(exc).__name__}: {exc}"}
-    pipe.send(("result", result))
 
 
 # --- the parent -------------------------------------------------------------------------
@@ -204,35 +176,9 @@ async def launch(port: int, count: int, rate: float) -> str:
     return str(launched["runId"])
 
 
-def wait_status(url: str, run_id: str, wanted: set[str], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = str(rpc(url, "getRun", {"runId": run_id})["status"])
-        if status in wanted or time.monotonic() > deadline:
-            return status
-        time.sleep(0.05)
-
-
-def percentile_of(histogram: Counter[int], q: float) -> float:
-    total = sum(histogram.values())
-    rank, running = q / 100 * total, 0
-    for bucket in sorted(histogram):
-        running += histogram[bucket]
-        if running >= rank:
-            return (bucket + 1) * BUCKET_MS
-    return 0.0
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=200.0, help="events/s")
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--processes", type=int, default=2, help="client processes")
+    parser = fanout.parser(__doc__.split("\n")[0], seconds=30.0, timeout=900.0)
     parser.add_argument("--spec-limits", action="store_true", help="keep 64 streams per run")
-    parser.add_argument(
-        "--timeout", type=float, default=900.0, help="s a client waits for its streams to end"
-    )
     args = parser.parse_args()
     count = int(args.rate * args.seconds)
     lift = args.subscribers > SPEC_STREAMS_PER_RUN and not args.spec_limits
@@ -245,72 +191,34 @@ def main() -> None:
     ):
         pid = gw.pid()
         run_id = asyncio.run(launch(gw.port, count, args.rate))
-        if wait_status(gw.url, run_id, {"waiting-approval"}, 30) != "waiting-approval":
-            raise HttpError(f"run {run_id} did not wait for its approval")
-        rss_idle = rss_bytes(pid)
-        pipes, procs = [], []
-        ctx = multiprocessing.get_context("spawn")
-        connect_started = time.perf_counter()
-        for i in range(args.processes):
-            share = args.subscribers // args.processes + (i < args.subscribers % args.processes)
-            ours, theirs = ctx.Pipe()
-            proc = ctx.Process(
-                target=client_process,
-                args=(gw.port, run_id, share, theirs, args.timeout),
-                daemon=True,  # a failure here does not leave them waiting for the parent
-            )
-            proc.start()
-            pipes.append(ours)
-            procs.append(proc)
-        ready = 0
-        for pipe in pipes:
-            kind, value = pipe.recv()
-            ready += value if kind == "ready" else 0
-        connect_s = time.perf_counter() - connect_started
-        rss_connected = rss_bytes(pid)
-        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_before, started = cpu_seconds(pid), time.perf_counter()
-        rpc(gw.url, "submitApproval", {"runId": run_id, "nodeId": "go", "approved": True})
-        approved_ms = time.time() * 1000
-        # Nothing asks the gateway anything while it fans out (a loaded loop answers late):
-        # the clients say when every stream has ended; RSS is read from /proc meanwhile.
-        rss_peak = rss_connected
-        results = []
-        for pipe in pipes:
-            while True:
-                rss_peak = max(rss_peak, rss_bytes(pid))
-                if pipe.poll(0.25):
-                    kind, value = pipe.recv()
-                    if kind == "result":
-                        results.append(value)
-                        break
-        wall = time.perf_counter() - started
-        server_cpu = (cpu_seconds(pid) - cpu_before) / wall
-        rss_end = rss_bytes(pid)
-        for proc in procs:
-            proc.join()
+        fanout.wait_for_approval(
+            lambda: str(rpc(gw.url, "getRun", {"runId": run_id})["status"]), run_id
+        )
+        measured = fanout.measure(
+            client,
+            gw.port,
+            pid,
+            run_id,
+            args,
+            lambda: rpc(
+                gw.url, "submitApproval", {"runId": run_id, "nodeId": "go", "approved": True}
+            ),
+        )
         row = rpc(gw.url, "getRun", {"runId": run_id})
-        status = str(row["status"])
-        emitted_s = ((row.get("finishedAtMs") or approved_ms) - approved_ms) / 1000
         last_seq = asyncio.run(terminal_seq(gw.port, run_id))
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        client_cpu = (
-            children.ru_utime
-            + children.ru_stime
-            - children_before.ru_utime
-            - children_before.ru_stime
-        ) / wall
-    report(args, lift, run_id, status, last_seq, ready, connect_s, emitted_s, wall, results)
+    m = measured
+    emitted_s = ((row.get("finishedAtMs") or m.approved_ms) - m.approved_ms) / 1000
+    report(args, lift, run_id, str(row["status"]), last_seq, emitted_s, m)
     mb = 2**20
     print(
-        f"server CPU {server_cpu:.2f} cores over {wall:.1f} s (approval -> last subscriber "
-        f"done); clients {client_cpu:.2f} cores"
+        f"server CPU {m.server_cpu:.2f} cores over {m.wall:.1f} s (approval -> last "
+        f"subscriber done); clients {m.client_cpu:.2f} cores"
     )
     print(
-        f"server RSS: {rss_idle / mb:.0f} MB idle, {rss_connected / mb:.0f} MB with the "
-        f"sockets open, peak {rss_peak / mb:.0f} MB, {rss_end / mb:.0f} MB at the end "
+        f"server RSS: {m.rss_idle / mb:.0f} MB idle, {m.rss_connected / mb:.0f} MB with the "
+        f"sockets open, peak {m.rss_peak / mb:.0f} MB, {m.rss_end / mb:.0f} MB at the end "
         f"(target <= {TARGET_RSS_MB:.0f} MB -> "
-        f"{'met' if rss_peak / mb <= TARGET_RSS_MB else 'NOT met'}; original ~"
+        f"{'met' if m.rss_peak / mb <= TARGET_RSS_MB else 'NOT met'}; original ~"
         f"{ORIGINAL_RSS_MB:.0f} MB)"
     )
 
@@ -330,27 +238,10 @@ def report(
     run_id: str,
     status: str,
     last_seq: int,
-    ready: int,
-    connect_s: float,
     emitted_s: float,
-    wall: float,
-    results: list[dict[str, Any]],
+    measured: fanout.Measured,
 ) -> None:
-    crashed = [r["crashed"] for r in results if "crashed" in r]
-    results = [r for r in results if "crashed" not in r]
-    lags: Counter[int] = Counter()
-    refused: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    for r in results:
-        lags.update({int(k): v for k, v in r["lags"].items()})
-        refused.update(r["refused"])
-        errors.update(r["errors"])
-    for r in results:
-        r["lost"] = sum(last_seq + 1 - n for n in r["distinct"])
-    total = {
-        k: sum(r[k] for r in results)
-        for k in ("frames", "lost", "out_of_order", "duplicated", "resumed", "unfinished")
-    }
+    merged = fanout.merge(measured.results)
     limits = (
         "stream limits lifted (64/run, 256/gateway in the spec)" if lift else "spec stream limits"
     )
@@ -359,28 +250,12 @@ def report(
         f"{args.rate:g} events/s for {args.seconds:g} s, one run ({run_id}, {status}, seqs "
         f"0..{last_seq}), gateway subprocess on SQLite, {limits}, python {sys.version.split()[0]}"
     )
-    print(f"streams open: {ready} in {connect_s:.1f} s; refused: {dict(refused) or 0}")
-    if crashed:
-        print(f"client processes crashed: {crashed}")
-    print(
-        f"the run's task took {emitted_s:.1f} s (approval -> finished, {args.seconds:g} s "
-        f"planned); all delivered after {wall:.1f} s; "
-        f"{total['frames']:,} run.event frames received, {total['resumed']} backpressure "
-        f"resumes, {total['unfinished']} streams without run.completed; errors: {dict(errors) or 0}"
+    received = (
+        f"{merged.total('frames'):,} run.event frames received, {merged.total('resumed')} "
+        f"backpressure resumes, {merged.total('unfinished')} streams without run.completed"
     )
-    zero = total["lost"] == total["out_of_order"] == total["duplicated"] == 0
-    print(
-        f"lost {total['lost']}, out of order {total['out_of_order']}, duplicated "
-        f"{total['duplicated']} (target 0 / 0 / 0 -> {'met' if zero else 'NOT met'})"
-    )
-    if lags:
-        p50, p99 = percentile_of(lags, 50), percentile_of(lags, 99)
-        print(
-            f"delivery lag over {sum(lags.values()):,} task.output frames: p50 {p50:.1f} ms, "
-            f"p90 {percentile_of(lags, 90):.1f} ms, p99 {p99:.1f} ms, max "
-            f"{(max(lags) + 1) * BUCKET_MS:.1f} ms (target p99 <= {TARGET_P99_MS:.0f} ms -> "
-            f"{'met' if p99 <= TARGET_P99_MS else 'NOT met'})"
-        )
+    lagged = "task.output frames"
+    fanout.print_streams(merged, args, last_seq, measured, emitted_s, received, lagged)
 
 
 if __name__ == "__main__":

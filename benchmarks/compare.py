@@ -6,8 +6,9 @@
 The baseline is checked out into a temporary `git worktree`. Each tree runs its own copy of
 the script with that tree first on PYTHONPATH (the servers the scripts start inherit it),
 so each side measures its own code with its own harness; the same venv serves both. A
-script the baseline does not have yet is copied into its tree, and so is any workflow of
-`benchmarks/workflows/` it lacks (the script must not need more of this tree's harness).
+script the baseline does not have yet is copied into its tree, and so is any other file of
+`benchmarks/*.py` (a helper module a script imports) or `benchmarks/workflows/*.py` it lacks
+(the script must not need more of this tree's harness than that).
 With `--same-harness`, every benchmark file of this tree (scripts, their helpers and
 workflows) replaces the baseline's, so both sides run one harness and only the code under
 test differs: for a script that gained options the baseline's copy lacks.
@@ -70,11 +71,11 @@ def main() -> None:
             print("(the baseline runs this tree's benchmarks/)", flush=True)
         for script in args.scripts:
             if not (base / "benchmarks" / script).exists():
-                shutil.copy(ROOT / "benchmarks" / script, base / "benchmarks" / script)
                 print(f"(baseline has no {script}: it runs this tree's copy)", flush=True)
-        for workflow in (ROOT / "benchmarks" / "workflows").glob("*.py"):
-            if not (base / "benchmarks" / "workflows" / workflow.name).exists():
-                shutil.copy(workflow, base / "benchmarks" / "workflows" / workflow.name)
+        for folder in ("benchmarks", "benchmarks/workflows"):
+            for source in (ROOT / folder).glob("*.py"):
+                if not (base / folder / source.name).exists():
+                    shutil.copy(source, base / folder / source.name)
         try:
             for script in args.scripts:
                 for round_no in range(1, args.rounds + 1):
