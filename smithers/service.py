@@ -28,7 +28,7 @@ from .principal import Principal
 from .registry import CONFIG_KEY
 from .runtime import Runtime
 from .store.base import Store
-from .subscriptions import flatten, subscribe_batches
+from .subscriptions import subscribe
 from .window import EventWindow
 
 __all__ = ["Located", "OneRun", "RunService", "Runs", "StoreRuns"]
@@ -375,7 +375,7 @@ class RunService:
         a None after that many quiet seconds). Pushed when this process drives the run;
         replayed from the event window first when there is one."""
         runtime, window = at.runtime, self.window
-        batches = subscribe_batches(
+        return subscribe(
             at.store,
             at.run_id,
             after_seq,
@@ -383,7 +383,6 @@ class RunService:
             idle=idle,
             recent=(lambda seq: window.after(at.store, at.run_id, seq)) if window else None,
         )
-        return flatten(batches)
 
     # -- metrics ---------------------------------------------------------------------------
 

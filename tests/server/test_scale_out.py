@@ -129,33 +129,31 @@ async def test_streams_on_b_see_a_run_of_a_and_commands_to_b_reach_a_at_once(
     assert [t for _, t in stored].count("NodeOutput") == 200
 
 
-def kill_connections(name: str) -> int:
-    """`pg_terminate_backend` on every connection named `name`."""
+def admin_count(sql: str, name: str) -> int:
+    """An integer `sql` reads about the connections named `name`, over a connection of
+    its own (not one of those under test)."""
     admin = sa.create_engine(POSTGRES_URL)
     with admin.begin() as conn:
-        killed = conn.execute(
-            sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND application_name = :name"
-            ),
-            {"name": name},
-        ).scalar_one()
+        found = conn.execute(sa.text(sql), {"name": name}).scalar_one()
     admin.dispose()
-    return int(killed)
+    return int(found)
+
+
+def kill_connections(name: str) -> int:
+    """`pg_terminate_backend` on every connection named `name`."""
+    return admin_count(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE pid <> pg_backend_pid() AND application_name = :name",
+        name,
+    )
 
 
 def listening(name: str) -> int:
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        found = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = :name AND query LIKE 'LISTEN %'"
-            ),
-            {"name": name},
-        ).scalar_one()
-    admin.dispose()
-    return int(found)
+    return admin_count(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE application_name = :name AND query LIKE 'LISTEN %'",
+        name,
+    )
 
 
 async def test_connections_killed_under_load_are_made_again_and_lose_nothing(
